@@ -1,0 +1,746 @@
+"""A local emulator of the W&B Inference API, speaking the contract in ``wb-inference-api.md``.
+
+Why: the real service cannot be reached from CI, costs money, and cannot be made to
+fail on demand.  The emulator is a real HTTP/1.1 server on 127.0.0.1, so the client's
+whole stack (``openai`` SDK, httpx, retries, timeouts) runs unmodified against it:
+
+- ``POST /v1/chat/completions`` (JSON and SSE) and ``GET /v1/models``; anything else 404;
+- auth (``Authorization: Bearer``), the optional ``OpenAI-Project`` header (401 if
+  malformed or, when ``projects`` is given, not one of them);
+- the catalog's served models (retired, unknown or wrong-case IDs 404), LoRA artifact
+  IDs ``wandb-artifact:///team/project/name:version``;
+- FastAPI-style 422s for malformed requests; the documented error bodies as ``Fault``s;
+- in-flight concurrency limits per (project, model) with the live 429 body;
+- usage from a simple tokenizer, with prefix-cache hits (see ``Emulator``).
+
+Answers come from a pluggable ``Backend`` (``synthetic.SyntheticBackend`` by default).
+Everything the server writes for one request goes out in a single ``write`` after the
+request is recorded and its concurrency slot released, so a client that has its
+answer always sees it in ``Emulator.requests`` and can send the next request at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import http
+import json
+import logging
+import os
+import re
+import socket
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+from langchain_wandb_inference.testing.faults import Fault, concurrency_body
+from langchain_wandb_inference.testing.synthetic import (
+    Backend,
+    ChatRequest,
+    Completion,
+    SyntheticBackend,
+    count_tokens,
+    message_text,
+)
+
+logger = logging.getLogger(__name__)
+
+_LORA = re.compile(r"wandb-artifact:///[^/\s]+/[^/\s]+/[^/:\s]+:[^/\s]+")
+_PROJECT = re.compile(r"[^/\s]+/[^/\s]+")
+_PIECE = re.compile(r"\s*\S+|\s+")
+_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
+_FORMATS = frozenset({"text", "json_object", "json_schema"})
+_PREFIX_MEMORY = 65536
+_IMAGE_TOKENS = 85
+
+_NOT_FOUND = b'{"error": {"code": 404, "message": "The requested resource was not found"}}'
+_AUTH_FAILED = b'{"error": {"code": 401, "message": "Authentication failed"}}'
+_AUTH_MISSING = json.dumps(
+    {
+        "error": {
+            "code": "invalid_api_key",
+            "message": "Missing bearer authentication in header",
+            "type": "invalid_request_error",
+        }
+    }
+).encode()
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One request as the emulator saw it; ``status`` 0 means no answer was sent (hang)."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    """Lower-case names."""
+    body: Any
+    """Parsed JSON, or ``None`` (no body, or not JSON)."""
+    model: str | None
+    status: int
+    started: float
+    ended: float
+    """``time.monotonic()`` values."""
+
+
+@dataclass(frozen=True)
+class _Profile:
+    """What the server needs to know about a served model, precomputed per ID."""
+
+    reasoning: str = "none"
+    vision: bool = False
+    prefix_cache: bool = False
+
+
+class _Invalid(Exception):
+    """A request validation failure, answered as a FastAPI 422."""
+
+    def __init__(self, loc: tuple[str | int, ...], msg: str, kind: str) -> None:
+        super().__init__(msg)
+        self.body = json.dumps({"detail": [{"loc": ["body", *loc], "msg": msg, "type": kind}]})
+
+
+@dataclass
+class _Exchange:
+    """Per-request state, filled in as the request is handled."""
+
+    handler: _Handler
+    method: str
+    path: str
+    headers: dict[str, str]
+    raw: bytes
+    started: float
+    body: Any = None
+    model: str | None = None
+    slot: tuple[str, str] | None = None
+    """(project, model) while the request holds a concurrency slot."""
+
+
+class Emulator:
+    """W&B Inference on 127.0.0.1; a context manager running a background server thread.
+
+    - ``projects``: accepted ``OpenAI-Project`` values (``None``: any ``team/project``;
+      the header itself is optional, as in the 2026 docs).
+    - ``models``: served IDs (``None``: every catalog model not retired, plus LoRA
+      artifact IDs).  Reasoning mode, vision and cache pricing come from the catalog;
+      IDs it does not know are plain text models.
+    - ``latency``: seconds before every chat answer (counts as time in flight).
+    - ``concurrency_limit``: max requests in flight per (project, model); beyond it the
+      live 429 concurrency body.
+    - ``legacy_reasoning_field``: name the reasoning field ``reasoning_content`` (the
+      pre-April-2026 name) instead of ``reasoning``.
+
+    Prefix cache rule: for models with a cached-input price, when ``cache_salt`` is
+    absent, ``usage.prompt_tokens_details.cached_tokens`` is the token count of the
+    longest prefix (tools, then whole messages) this (project, model) was sent before
+    (0 on a miss); other models omit ``prompt_tokens_details``.
+    """
+
+    def __init__(
+        self,
+        *,
+        api_key: str = "emulator-key",
+        projects: Collection[str] | None = None,
+        models: Iterable[str] | None = None,
+        latency: float = 0.0,
+        concurrency_limit: int | None = None,
+        backend: Backend | None = None,
+        legacy_reasoning_field: bool = False,
+        port: int = 0,
+    ) -> None:
+        self.api_key = api_key
+        self.projects = frozenset(projects) if projects is not None else None
+        self.latency = latency
+        self.concurrency_limit = concurrency_limit
+        self.backend: Backend = backend if backend is not None else SyntheticBackend()
+        self.port = port
+        self._reasoning_key = "reasoning_content" if legacy_reasoning_field else "reasoning"
+        self._serve_lora = models is None
+        self._profiles = _profiles(models)
+        self._models_body = json.dumps(
+            {
+                "object": "list",
+                "data": [
+                    {"id": i, "object": "model", "created": 0, "owned_by": "system", "root": i}
+                    for i in self._profiles
+                ],
+            }
+        ).encode()
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._server: _Server | None = None
+        self._connections: set[socket.socket] = set()
+        self.reset()
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT/v1``; the server must be running."""
+        if self._server is None:
+            raise RuntimeError("Emulator is not running: call start() or use it as a context")
+        return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
+
+    def start(self) -> Emulator:
+        """Bind 127.0.0.1 (never another address) and serve in a daemon thread."""
+        if self._server is not None:
+            return self
+        self._stopping.clear()
+        self._server = _Server(("127.0.0.1", self.port), _Handler)
+        self._server.emulator = self
+        thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},  # how long stop() may wait
+            name="wb-inference-emulator",
+            daemon=True,
+        )
+        thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and drop open connections (hung requests end at once)."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        server.server_close()
+        with self._lock:
+            connections = list(self._connections)
+        for conn in connections:
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+
+    def __enter__(self) -> Emulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- scripting and inspection ------------------------------------------------------
+
+    def script(self, model: str, *faults: Fault) -> None:
+        """Give the next ``len(faults)`` requests for ``model`` these faults, in order."""
+        with self._lock:
+            self._scripts.setdefault(model, deque()).extend(faults)
+
+    def always(self, model: str, fault: Fault | None) -> None:
+        """Every request for ``model`` gets ``fault`` (after any scripted ones); None clears."""
+        with self._lock:
+            if fault is None:
+                self._always.pop(model, None)
+            else:
+                self._always[model] = fault
+
+    def reset(self) -> None:
+        """Clear scripts, always-faults, the request log, counters and the prefix cache."""
+        with self._lock:
+            self._scripts: dict[str, deque[Fault]] = {}
+            self._always: dict[str, Fault] = {}
+            self._requests: list[RecordedRequest] = []
+            self._in_flight: dict[tuple[str, str], int] = {}
+            self._model_in_flight: dict[str, int] = {}
+            self._max_in_flight: dict[str, int] = {}
+            self._prefixes: dict[tuple[str, str], set[bytes]] = {}
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A snapshot of the request log, oldest first."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def max_in_flight_seen(self) -> dict[str, int]:
+        """Per model, the most requests that were in flight at once (all projects)."""
+        with self._lock:
+            return dict(self._max_in_flight)
+
+    def count(self, model: str | None = None, status: int | None = None) -> int:
+        """Count logged requests, optionally only those for ``model`` and/or with ``status``."""
+        with self._lock:
+            return sum(
+                1
+                for r in self._requests
+                if (model is None or r.model == model) and (status is None or r.status == status)
+            )
+
+    # --- request handling --------------------------------------------------------------
+
+    def _handle(self, x: _Exchange) -> None:
+        status, data = 0, b""
+        try:
+            if x.path == "/v1/chat/completions" and x.method == "POST":
+                status, data = self._chat(x)
+            elif x.path == "/v1/models" and x.method == "GET":
+                status, body = self._auth(x.headers) or (200, self._models_body)
+                data = _http(status, body)
+            else:
+                status, data = 404, _http(404, _NOT_FOUND)
+        except Exception:
+            logger.exception("emulator failed on %s %s", x.method, x.path)
+            status, data = 500, _http(500, Fault.server_error().render(""))
+        finally:
+            self._finish(x, status)
+        if data:
+            x.handler.wfile.write(data)
+
+    def _finish(self, x: _Exchange, status: int) -> None:
+        record = RecordedRequest(
+            x.method, x.path, x.headers, x.body, x.model, status, x.started, time.monotonic()
+        )
+        with self._lock:
+            if x.slot is not None:
+                self._in_flight[x.slot] -= 1
+                self._model_in_flight[x.slot[1]] -= 1
+            self._requests.append(record)
+
+    def _auth(self, headers: Mapping[str, str]) -> tuple[int, bytes] | None:
+        auth = headers.get("authorization", "")
+        if not auth.startswith("Bearer "):
+            return 401, _AUTH_MISSING
+        project = headers.get("openai-project")
+        if auth[7:].strip() != self.api_key or (
+            project is not None
+            and (
+                not _PROJECT.fullmatch(project)
+                or (self.projects is not None and project not in self.projects)
+            )
+        ):
+            return 401, _AUTH_FAILED
+        return None
+
+    def _chat(self, x: _Exchange) -> tuple[int, bytes]:
+        refused = self._auth(x.headers)
+        if refused:
+            return refused[0], _http(*refused)
+        try:
+            x.body = json.loads(x.raw)
+        except ValueError:
+            return 422, _http(422, _Invalid((), "JSON decode error", "json_invalid").body.encode())
+        model = x.body.get("model") if isinstance(x.body, dict) else None
+        if not isinstance(model, str):
+            return 422, _http(422, _Invalid(("model",), "Field required", "missing").body.encode())
+        x.model = model
+        fault = self._admit(x, (x.headers.get("openai-project", ""), model))
+        if x.slot is None:
+            return 429, _http(429, _CONCURRENCY.render(model))
+        wait = self.latency + (fault.latency if fault else 0.0)
+        if wait > 0:
+            self._stopping.wait(wait)
+        if fault is not None and fault.kind == "hang":
+            x.handler.close_connection = True
+            return 0, b""
+        if fault is not None and fault.kind == "error":
+            extra = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
+            return fault.status, _http(fault.status, fault.render(model), extra)
+        profile = self._profiles.get(model)
+        if profile is None and self._serve_lora and _LORA.fullmatch(model):
+            profile = _Profile()
+        if profile is None:
+            body = {"error": {"code": 404, "message": f"The model `{model}` does not exist"}}
+            return 404, _http(404, json.dumps(body).encode())
+        try:
+            _validate(x.body, profile.vision)
+        except _Invalid as invalid:
+            return 422, _http(422, invalid.body.encode())
+        reasoning = _reasons(profile.reasoning, x.body)
+        completion = self.backend.complete(ChatRequest(model, x.body, reasoning))
+        usage = self._usage(x.body, completion, profile, x.slot)
+        cut = fault.after_chunks if fault is not None and fault.kind == "stream_cut" else None
+        if cut is not None:
+            x.handler.close_connection = True
+        if x.body.get("stream"):
+            include_usage = bool((x.body.get("stream_options") or {}).get("include_usage"))
+            return 200, self._stream(model, completion, usage, include_usage, cut)
+        data = _http(200, self._message(model, completion, usage))
+        if cut is not None:  # headers promise the whole body; send half of it
+            start = data.index(b"\r\n\r\n") + 4
+            data = data[: start + (len(data) - start) // 2]
+        return 200, data
+
+    def _admit(self, x: _Exchange, key: tuple[str, str]) -> Fault | None:
+        """Take a concurrency slot (``x.slot`` stays None if refused) and this request's fault."""
+        with self._lock:
+            in_flight = self._in_flight.get(key, 0)
+            if self.concurrency_limit is not None and in_flight >= self.concurrency_limit:
+                return None
+            self._in_flight[key] = in_flight + 1
+            model = key[1]
+            now = self._model_in_flight.get(model, 0) + 1
+            self._model_in_flight[model] = now
+            if now > self._max_in_flight.get(model, 0):
+                self._max_in_flight[model] = now
+            x.slot = key
+            queue = self._scripts.get(model)
+            return queue.popleft() if queue else self._always.get(model)
+
+    def _usage(
+        self,
+        body: Mapping[str, Any],
+        completion: Completion,
+        profile: _Profile,
+        key: tuple[str, str],
+    ) -> dict[str, Any]:
+        blocks = [json.dumps(body.get("tools") or [], sort_keys=True), *body["messages"]]
+        sizes = [count_tokens(blocks[0]), *(_message_tokens(m) for m in body["messages"])]
+        prompt = completion.prompt_tokens
+        if prompt is None:
+            prompt = sum(sizes) + 3
+        output = completion.completion_tokens
+        if output is None:
+            output = count_tokens((completion.reasoning or "") + " " + (completion.content or ""))
+            output += sum(count_tokens(c.name + " " + c.arguments) for c in completion.tool_calls)
+        usage: dict[str, Any] = {
+            "prompt_tokens": prompt,
+            "completion_tokens": output,
+            "total_tokens": prompt + output,
+        }
+        if profile.prefix_cache:
+            cached = 0 if "cache_salt" in body else self._cached(key, blocks, sizes)
+            usage["prompt_tokens_details"] = {"cached_tokens": min(cached, max(prompt - 1, 0))}
+        return usage
+
+    def _cached(self, key: tuple[str, str], blocks: list[Any], sizes: list[int]) -> int:
+        digest = hashlib.blake2b(digest_size=16)
+        prefixes = []
+        for block in blocks:
+            digest.update(json.dumps(block, sort_keys=True).encode())
+            prefixes.append(digest.copy().digest())
+        cached = running = 0
+        with self._lock:
+            seen = self._prefixes.setdefault(key, set())
+            for prefix, size in zip(prefixes, sizes, strict=True):
+                running += size
+                if prefix in seen:
+                    cached = running
+            if len(seen) > _PREFIX_MEMORY:
+                seen.clear()
+            seen.update(prefixes)
+        return cached
+
+    def _message(self, model: str, c: Completion, usage: dict[str, Any]) -> bytes:
+        message: dict[str, Any] = {
+            "role": "assistant",
+            "content": c.content,
+            self._reasoning_key: c.reasoning,
+        }
+        if c.tool_calls:
+            message["tool_calls"] = [
+                {
+                    "id": t.id,
+                    "type": "function",
+                    "function": {"name": t.name, "arguments": t.arguments},
+                }
+                for t in c.tool_calls
+            ]
+        choice = {
+            "index": 0,
+            "message": message,
+            "logprobs": None,
+            "finish_reason": c.finish_reason,
+        }
+        return json.dumps(
+            {
+                "id": _completion_id(),
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [choice],
+                "usage": usage,
+            },
+            ensure_ascii=False,
+        ).encode()
+
+    def _stream(
+        self,
+        model: str,
+        c: Completion,
+        usage: dict[str, Any],
+        include_usage: bool,
+        cut: int | None,
+    ) -> bytes:
+        """Build the whole SSE answer (chunked framing), or only its first ``cut`` events."""
+        head = json.dumps(
+            {
+                "id": _completion_id(),
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": model,
+            }
+        )[:-1]
+
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> str:
+            delta_json = json.dumps(delta, ensure_ascii=False)
+            return (
+                f'{head}, "choices": [{{"index": 0, "delta": {delta_json},'
+                f' "logprobs": null, "finish_reason": {json.dumps(finish)}}}]}}'
+            )
+
+        events = [chunk({"role": "assistant", "content": ""})]
+        events += [chunk({self._reasoning_key: p}) for p in _PIECE.findall(c.reasoning or "")]
+        events += [chunk({"content": p}) for p in _PIECE.findall(c.content or "")]
+        for index, call in enumerate(c.tool_calls):
+            function = {"name": call.name, "arguments": ""}
+            first = {"index": index, "id": call.id, "type": "function", "function": function}
+            events.append(chunk({"tool_calls": [first]}))
+            events += [
+                chunk({"tool_calls": [{"index": index, "function": {"arguments": p}}]})
+                for p in _PIECE.findall(call.arguments)
+            ]
+        events.append(chunk({}, c.finish_reason))
+        if include_usage:
+            events.append(f'{head}, "choices": [], "usage": {json.dumps(usage)}}}')
+        events.append("[DONE]")
+        framed = [_sse(event) for event in events]
+        return (
+            _SSE_HEAD
+            + b"".join(framed if cut is None else framed[:cut])
+            + (b"0\r\n\r\n" if cut is None else b"")
+        )
+
+
+_CONCURRENCY = Fault("error", 429, concurrency_body())
+_SSE_HEAD = (
+    b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
+    b"Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n"
+)
+
+
+def _sse(event: str) -> bytes:
+    """One SSE event in its own HTTP chunk."""
+    data = b"data: " + event.encode() + b"\n\n"
+    return b"%x\r\n%s\r\n" % (len(data), data)
+
+
+def _http(status: int, body: bytes, headers: Mapping[str, str] | None = None) -> bytes:
+    """Build a complete JSON response, head and body, ready for one write."""
+    head = f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\n"
+    head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+    for name, value in (headers or {}).items():
+        head += f"{name}: {value}\r\n"
+    return head.encode() + b"\r\n" + body
+
+
+def _completion_id() -> str:
+    return "chatcmpl-" + os.urandom(12).hex()
+
+
+def _profiles(models: Iterable[str] | None) -> dict[str, _Profile]:
+    """Map served IDs to catalog facts, once, so requests do no catalog scans."""
+    from langchain_wandb_inference.models import all_models
+
+    catalog = {info.id: info for info in all_models()}
+    ids = [i for i, info in catalog.items() if info.lifecycle.value != "retired"]
+    profiles = {}
+    for model_id in ids if models is None else models:
+        info = catalog.get(model_id)
+        profiles[model_id] = (
+            _Profile()
+            if info is None
+            else _Profile(
+                info.reasoning.value,
+                info.vision,
+                info.price is not None and info.price.cached_input is not None,
+            )
+        )
+    return profiles
+
+
+def _reasons(mode: str, body: Mapping[str, Any]) -> bool:
+    """Whether a model in reasoning ``mode`` reasons for this request."""
+    if mode in ("none", "always"):
+        return mode == "always"
+    flag = (body.get("chat_template_kwargs") or {}).get("enable_thinking")
+    return flag is True if mode == "default-off" else flag is not False
+
+
+def _message_tokens(message: Mapping[str, Any]) -> int:
+    """Prompt tokens of one message: 4 for framing, its text, images, and tool calls."""
+    tokens = 4 + count_tokens(message_text(message))
+    content = message.get("content")
+    if isinstance(content, list):
+        tokens += _IMAGE_TOKENS * sum(1 for p in content if p.get("type") == "image_url")
+    for call in message.get("tool_calls") or ():
+        function = call["function"]
+        tokens += count_tokens(function["name"] + " " + function["arguments"])
+    return tokens
+
+
+def _validate(body: Mapping[str, Any], vision: bool) -> None:
+    """Raise ``_Invalid`` for what the service answers with a 422."""
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise _Invalid(("messages",), "Input should be a non-empty list", "list_type")
+    for i, message in enumerate(messages):
+        _validate_message(i, message, vision)
+    temperature = body.get("temperature")
+    if temperature is not None and (not _is_number(temperature) or not 0 <= temperature <= 2):
+        raise _Invalid(("temperature",), "Input should be a number from 0 to 2", "value_error")
+    for name in ("max_tokens", "max_completion_tokens"):
+        value = body.get(name)
+        if value is not None and (
+            not isinstance(value, int) or isinstance(value, bool) or value < 1
+        ):
+            raise _Invalid((name,), "Input should be an integer of at least 1", "value_error")
+    stop = body.get("stop")
+    if stop is not None and not (
+        isinstance(stop, str) or (isinstance(stop, list) and all(isinstance(s, str) for s in stop))
+    ):
+        raise _Invalid(("stop",), "Input should be a string or a list of strings", "value_error")
+    if "cache_salt" in body and (not isinstance(body["cache_salt"], str) or not body["cache_salt"]):
+        raise _Invalid(
+            ("cache_salt",), "String should have at least 1 character", "string_too_short"
+        )
+    _validate_format(body.get("response_format"))
+    _validate_tools(body.get("tools"), body.get("tool_choice"))
+    kwargs = body.get("chat_template_kwargs")
+    if kwargs is not None and not isinstance(kwargs, dict):
+        raise _Invalid(("chat_template_kwargs",), "Input should be a valid dictionary", "dict_type")
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _validate_message(i: int, message: object, vision: bool) -> None:
+    if not isinstance(message, dict):
+        raise _Invalid(("messages", i), "Input should be a valid dictionary", "dict_type")
+    role = message.get("role")
+    if role not in _ROLES:
+        allowed = "'system', 'developer', 'user', 'assistant' or 'tool'"
+        raise _Invalid(("messages", i, "role"), f"Input should be {allowed}", "literal_error")
+    content = message.get("content")
+    if isinstance(content, list):
+        for j, part in enumerate(content):
+            _validate_part((i, j), part, vision)
+    elif not isinstance(content, str) and not (content is None and role == "assistant"):
+        raise _Invalid(("messages", i, "content"), "Input should be a valid string", "string_type")
+    if role == "tool" and not isinstance(message.get("tool_call_id"), str):
+        raise _Invalid(("messages", i, "tool_call_id"), "Field required", "missing")
+    calls = message.get("tool_calls")
+    if calls is None:
+        return
+    if not isinstance(calls, list):
+        raise _Invalid(("messages", i, "tool_calls"), "Input should be a valid list", "list_type")
+    for j, call in enumerate(calls):
+        function = call.get("function") if isinstance(call, dict) else None
+        if not (
+            isinstance(function, dict)
+            and isinstance(function.get("name"), str)
+            and isinstance(function.get("arguments"), str)
+        ):
+            loc = ("messages", i, "tool_calls", j, "function")
+            raise _Invalid(
+                loc, "Input should be a function call with name and arguments", "value_error"
+            )
+
+
+def _validate_part(at: tuple[int, int], part: object, vision: bool) -> None:
+    loc = ("messages", at[0], "content", at[1])
+    kind = part.get("type") if isinstance(part, dict) else None
+    if kind == "text" and isinstance(part, dict) and isinstance(part.get("text"), str):
+        return
+    if kind == "image_url" and isinstance(part, dict):
+        url = part.get("image_url")
+        if not isinstance(url, dict) or not isinstance(url.get("url"), str):
+            raise _Invalid((*loc, "image_url"), "Input should be a valid dictionary", "dict_type")
+        if not vision:
+            raise _Invalid((*loc, "image_url"), "This model does not accept images", "value_error")
+        return
+    raise _Invalid((*loc, "type"), "Input should be 'text' or 'image_url'", "literal_error")
+
+
+def _validate_format(fmt: object) -> None:
+    if fmt is None:
+        return
+    kind = fmt.get("type") if isinstance(fmt, dict) else None
+    if kind not in _FORMATS:
+        msg = "Input should be 'text', 'json_object' or 'json_schema'"
+        raise _Invalid(("response_format", "type"), msg, "literal_error")
+    if kind == "json_schema" and not (
+        isinstance(fmt, dict)
+        and isinstance(spec := fmt.get("json_schema"), dict)
+        and isinstance(spec.get("schema", {}), dict)
+    ):
+        msg = "Input should be a valid dictionary"
+        raise _Invalid(("response_format", "json_schema"), msg, "dict_type")
+
+
+def _validate_tools(tools: object, choice: object) -> None:
+    names = set()
+    if tools is not None:
+        if not isinstance(tools, list):
+            raise _Invalid(("tools",), "Input should be a valid list", "list_type")
+        for i, tool in enumerate(tools):
+            function = tool.get("function") if isinstance(tool, dict) else None
+            if not (
+                isinstance(tool, dict)
+                and tool.get("type") == "function"
+                and isinstance(function, dict)
+                and isinstance(function.get("name"), str)
+                and isinstance(function.get("parameters", {}), dict)
+            ):
+                raise _Invalid(("tools", i), "Only function tools are supported", "value_error")
+            names.add(function["name"])
+    if choice is None or choice in ("none", "auto") or (choice == "required" and names):
+        return
+    function = choice.get("function") if isinstance(choice, dict) else None
+    if not (isinstance(function, dict) and function.get("name") in names):
+        msg = "tool_choice must be 'none', 'auto', 'required' or a function among the tools"
+        raise _Invalid(("tool_choice",), msg, "value_error")
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    emulator: Emulator
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """Stay quiet when a client drops its connection; report anything else."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Turns each HTTP request into an ``_Exchange`` for the emulator (keep-alive)."""
+
+    protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # SSE and small answers must not wait for ACKs
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.emulator._lock:
+            self.server.emulator._connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.emulator._lock:
+            self.server.emulator._connections.discard(self.connection)
+        super().finish()
+
+    def _dispatch(self) -> None:
+        started = time.monotonic()
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        path = self.path.split("?", 1)[0]
+        exchange = _Exchange(self, self.command, path, headers, raw, started)
+        try:
+            self.server.emulator._handle(exchange)
+        except OSError:  # the client went away mid-answer
+            self.close_connection = True
+
+    do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_OPTIONS = _dispatch
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence the per-request access log: tests and benchmarks make thousands."""
