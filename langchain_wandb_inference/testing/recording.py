@@ -4,7 +4,7 @@ Cassettes must never hold what identifies or authorizes you.  On record, request
 lose ``Authorization``, ``OpenAI-Project``, cookies, user agent and the SDK's
 ``x-stainless-*`` fingerprint headers; responses lose ``Set-Cookie`` and request
 ids; and any key-like string left in a body is replaced.  Requests are matched on
-method, path and body — not host — so a cassette recorded against the live service
+method, path and JSON body (tool-call ids renumbered) — not host — so a cassette recorded against the live service
 or the emulator (on whatever port) replays against either.
 
 Every cassette opens with a ``provenance`` line saying where its answers came from:
@@ -17,6 +17,7 @@ Use :func:`vcr_config` with pytest-recording's ``vcr_config`` fixture, or the
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -131,13 +132,55 @@ def provenance_of(cassette_text: str) -> str | None:
 
 
 SERIALIZER_NAME = "wb-yaml"
+MATCHER_NAME = "wb_body"
+
+
+def _canonical(body: Any) -> Any:
+    """A request body with tool-call ids renumbered in order of appearance.
+
+    Tool-call ids are opaque tokens that callers often mint at random (LangChain's
+    few-shot helpers use ``uuid4``); renumbering keeps which call a tool result answers
+    while letting a replay match its recording.  Non-JSON bodies compare as they are.
+    """
+    if isinstance(body, bytes):
+        body = body.decode("utf-8", "replace")
+    try:
+        data = json.loads(body) if isinstance(body, str) and body else body
+    except ValueError:
+        return body
+    ids: dict[str, str] = {}
+
+    def rename(value: Any) -> Any:
+        return ids.setdefault(value, f"id-{len(ids)}") if isinstance(value, str) else value
+
+    for message in data.get("messages", []) if isinstance(data, dict) else []:
+        if not isinstance(message, dict):
+            continue
+        if "tool_call_id" in message:
+            message["tool_call_id"] = rename(message["tool_call_id"])
+        for call in message.get("tool_calls") or []:
+            if isinstance(call, dict) and "id" in call:
+                call["id"] = rename(call["id"])
+    return data
+
+
+def match_body(recorded: Any, live: Any) -> None:
+    """VCR matcher: equal JSON bodies, up to the naming of tool-call ids."""
+    if _canonical(recorded.body) != _canonical(live.body):
+        msg = "request bodies differ (beyond tool-call ids)"
+        raise AssertionError(msg)
+
+
+def register(vcr: Any, provenance: str) -> None:
+    """Register this module's serializer and body matcher on a VCR instance."""
+    vcr.register_serializer(SERIALIZER_NAME, ProvenanceSerializer(provenance))
+    vcr.register_matcher(MATCHER_NAME, match_body)
 
 
 def vcr_config(*, extra_secrets: Iterable[str] = ()) -> dict[str, Any]:
     """VCR settings: scrubbed on record, matched on method/path/body, safe to commit.
 
-    Register the serializer once per VCR instance (the pytest plugin does it) with
-    ``vcr.register_serializer(SERIALIZER_NAME, ProvenanceSerializer(...))``.
+    Call :func:`register` once per VCR instance (the pytest plugin does it).
     """
     scrub_request, scrub_response = scrubber(extra_secrets)
     return {
@@ -145,7 +188,7 @@ def vcr_config(*, extra_secrets: Iterable[str] = ()) -> dict[str, Any]:
         "path_transformer": lambda path: path + ".yaml" if not path.endswith(".yaml") else path,
         "before_record_request": scrub_request,
         "before_record_response": scrub_response,
-        "match_on": ("method", "path", "body"),
+        "match_on": ("method", "path", MATCHER_NAME),
         "decode_compressed_response": True,
         "allow_playback_repeats": True,
     }
