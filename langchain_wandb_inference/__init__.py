@@ -14,6 +14,7 @@ from langchain_wandb_inference.errors import (
     WBCircuitOpenError,
     WBConcurrencyLimitError,
     WBConnectionError,
+    WBContextOverflowError,
     WBInferenceError,
     WBInvalidRequestError,
     WBModelNotFoundError,
@@ -22,6 +23,7 @@ from langchain_wandb_inference.errors import (
     WBQuotaExceededError,
     WBServerError,
     WBTimeoutError,
+    WBUnprocessableEntityError,
 )
 from langchain_wandb_inference.models import Lifecycle, ModelInfo, ReasoningMode, WBModel, model_info
 from langchain_wandb_inference.retry import RetryPolicy
@@ -40,6 +42,7 @@ __all__ = [
     "WBCircuitOpenError",
     "WBConcurrencyLimitError",
     "WBConnectionError",
+    "WBContextOverflowError",
     "WBInferenceError",
     "WBInvalidRequestError",
     "WBModel",
@@ -49,6 +52,7 @@ __all__ = [
     "WBQuotaExceededError",
     "WBServerError",
     "WBTimeoutError",
+    "WBUnprocessableEntityError",
     "__version__",
     "model_info",
 ]

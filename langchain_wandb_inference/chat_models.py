@@ -26,6 +26,7 @@ from pydantic import ConfigDict, Field, InstanceOf, SecretStr, model_validator
 from typing_extensions import Self
 
 from langchain_wandb_inference import pipeline
+from langchain_wandb_inference._http import proxies_configured, shared_async_client
 from langchain_wandb_inference._version import __version__
 from langchain_wandb_inference.budget import Budget
 from langchain_wandb_inference.circuit_breaker import CircuitBreaker
@@ -257,6 +258,11 @@ class ChatWBInference(BaseChatOpenAI):  # type: ignore[override]
             base_url or os.environ.get("WANDB_INFERENCE_BASE_URL") or DEFAULT_BASE_URL
         )
         values["project"] = resolve_project(values.get("project"))
+        timeout = values.get("timeout", values.get("request_timeout", DEFAULT_TIMEOUT))
+        if not any(
+            values.get(name) for name in ("http_async_client", "async_client", "openai_proxy")
+        ) and isinstance(timeout, int | float | None) and not proxies_configured():
+            values["http_async_client"] = shared_async_client(values["base_url"], timeout)
         if isinstance(values.get("model"), WBModel):
             values["model"] = values["model"].value
         for name, policy_type in _POLICY_FIELDS.items():
@@ -395,7 +401,13 @@ class ChatWBInference(BaseChatOpenAI):  # type: ignore[override]
         self, response: Any, generation_info: dict[str, Any] | None = None
     ) -> ChatResult:
         result = super()._create_chat_result(response, generation_info)
-        body = response if isinstance(response, dict) else response.model_dump()
+        body = (
+            response
+            if isinstance(response, dict)
+            else response.model_dump(
+                exclude={"choices": {"__all__": {"message": {"parsed"}}}}, warnings=False
+            )
+        )
         for generation, choice in zip(result.generations, body.get("choices") or []):
             _attach_reasoning(generation.message, choice.get("message"))
             generation.message.response_metadata["model_provider"] = "wandb"

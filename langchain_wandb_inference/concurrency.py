@@ -173,7 +173,12 @@ class Acquire:
             raise self._timed_out()
 
     def _timed_out(self) -> WBTimeoutError:
-        return WBTimeoutError(request=httpx.Request("POST", self.url))
+        message = (
+            "No request slot became free before the call's deadline: this process already "
+            f"has {self.gate.in_flight} request(s) in flight to this model, the most W&B "
+            "accepted lately. Raise RetryPolicy.deadline, or send fewer calls at once."
+        )
+        return WBTimeoutError(httpx.Request("POST", self.url), message=message)
 
 
 @dataclass(frozen=True)

@@ -125,6 +125,7 @@ class _Exchange:
 class Emulator:
     """W&B Inference on 127.0.0.1; a context manager running a background server thread.
 
+    - ``api_key``: the one key accepted (``Authorization: Bearer <api_key>``).
     - ``projects``: accepted ``OpenAI-Project`` values (``None``: any ``team/project``;
       the header itself is optional, as in the 2026 docs).
     - ``models``: served IDs (``None``: every catalog model not retired, plus LoRA
@@ -135,6 +136,8 @@ class Emulator:
       live 429 concurrency body.
     - ``legacy_reasoning_field``: name the reasoning field ``reasoning_content`` (the
       pre-April-2026 name) instead of ``reasoning``.
+    - ``backend``: answer generator (default ``SyntheticBackend()``).
+    - ``port``: TCP port on 127.0.0.1 (0: any free port; read ``base_url``).
 
     Prefix cache rule: for models with a cached-input price, when ``cache_salt`` is
     absent, ``usage.prompt_tokens_details.cached_tokens`` is the token count of the

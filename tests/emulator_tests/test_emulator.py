@@ -69,7 +69,7 @@ def client(emu: Emulator, **kwargs: Any) -> openai.OpenAI:
     return openai.OpenAI(base_url=emu.base_url, api_key="emulator-key", max_retries=0, **kwargs)
 
 
-def user(text: str) -> list[dict[str, Any]]:
+def user(text: str) -> Any:  # Any: the SDK wants its TypedDicts
     return [{"role": "user", "content": text}]
 
 
@@ -123,7 +123,7 @@ def validate(value: Any, schema: dict[str, Any], root: dict[str, Any] | None = N
         raise AssertionError(f"{value!r} matches no anyOf option: {errors}")
     if "enum" in schema:
         assert value in schema["enum"], (value, schema["enum"])
-    kinds = {
+    kinds: dict[str, Any] = {
         "object": dict,
         "array": list,
         "string": str,
@@ -162,6 +162,7 @@ def validate(value: Any, schema: dict[str, Any], root: dict[str, Any] | None = N
 def test_validator_rejects() -> None:
     """The validator used below must be able to fail."""
     schema = {"type": "object", "properties": {"n": {"type": "integer", "maximum": 3}}}
+    bad: Any
     for bad in ({"n": 4}, {"n": "1"}, {"n": True}, []):
         with pytest.raises(AssertionError):
             validate(bad, {**schema, "required": ["n"]})
@@ -401,7 +402,7 @@ def test_hang_then_close(emu: Emulator) -> None:
 
 def test_stream_cut(emu: Emulator) -> None:
     emu.script(LLAMA, Fault.stream_cut(3))
-    chunks = []
+    chunks: list[Any] = []
     with pytest.raises(openai.APIConnectionError):
         for chunk in client(emu).chat.completions.create(
             model=LLAMA, messages=user("hi"), stream=True
@@ -511,7 +512,7 @@ def test_images_on_vision_model(emu: Emulator) -> None:
 
 
 def test_other_params_accepted_and_logged(emu: Emulator) -> None:
-    extras = {
+    extras: dict[str, Any] = {
         "top_p": 0.5,
         "seed": 1,
         "frequency_penalty": 0.1,
@@ -561,7 +562,8 @@ def test_stop_sequence(emu: Emulator) -> None:
 
 @pytest.mark.parametrize("param", ["max_tokens", "max_completion_tokens"])
 def test_max_tokens(emu: Emulator, param: str) -> None:
-    result = chat(emu, **{param: 3})
+    limit: dict[str, Any] = {param: 3}
+    result = chat(emu, **limit)
     assert result["choices"][0]["finish_reason"] == "length"
     assert result["choices"][0]["message"]["content"] == "[emulator]"
     assert result["usage"]["completion_tokens"] == 3
@@ -589,7 +591,7 @@ WEATHER = {
     "required": ["city", "days", "unit", "ratio", "options"],
     "additionalProperties": False,
 }
-TOOLS = [
+TOOLS: Any = [
     {"type": "function", "function": {"name": "noop", "parameters": {"type": "object"}}},
     {"type": "function", "function": {"name": "get_weather", "parameters": WEATHER}},
 ]
@@ -744,7 +746,7 @@ def test_json_object_output(emu: Emulator, prompt: str) -> None:
 def test_reasoning_modes(
     emu: Emulator, mode: str, enable_thinking: bool | None, reasons: bool
 ) -> None:
-    extra = (
+    extra: dict[str, Any] = (
         {}
         if enable_thinking is None
         else {"chat_template_kwargs": {"enable_thinking": enable_thinking}}
@@ -826,7 +828,7 @@ def test_stream_with_openai_sdk(emu: Emulator) -> None:
     stream = client(emu).chat.completions.create(
         model=LLAMA, messages=user("hi"), stream=True, stream_options={"include_usage": True}
     )
-    chunks = list(stream)
+    chunks: list[Any] = list(stream)
     assert chunks[-1].usage is not None
     assert chunks[-1].usage.total_tokens > 0
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
@@ -838,7 +840,7 @@ def test_stream_with_openai_sdk(emu: Emulator) -> None:
 
 def test_prefix_cache(emu: Emulator) -> None:
     model = _served(cached=True)
-    messages = [{"role": "system", "content": "You are terse. " * 20}, *user("hi")]
+    messages: Any = [{"role": "system", "content": "You are terse. " * 20}, *user("hi")]
     first = chat(emu, model, messages=messages)["usage"]
     assert first["prompt_tokens_details"] == {"cached_tokens": 0}
     again = chat(emu, model, messages=[*messages[:1], *user("something else")])["usage"]

@@ -2,6 +2,9 @@
 
 Default: replay only, sockets blocked — a missing or mismatched cassette fails the test.
 
+Scrubbing, the provenance line and request matching come from the package's own
+pytest plugin (``langchain_wandb_inference.testing.pytest_plugin``), as users get them.
+
 Re-recording (one command)::
 
     pytest tests/integration_tests --record-mode=rewrite
@@ -20,16 +23,9 @@ from typing import Any
 
 import pytest
 from pytest_socket import disable_socket, enable_socket
-from vcr import VCR
 
 from langchain_wandb_inference.chat_models import DEFAULT_BASE_URL
 from langchain_wandb_inference.testing import Emulator
-from langchain_wandb_inference.testing.recording import (
-    EMULATOR_PROVENANCE,
-    LIVE_PROVENANCE,
-    register,
-    vcr_config as wb_vcr_config,
-)
 
 HERE = Path(__file__).parent
 CASSETTES = HERE.parent.parent / "cassettes"
@@ -60,20 +56,15 @@ def _recording(config: pytest.Config) -> bool:
     return config.getoption("--record-mode", default="none") not in (None, "none")
 
 
-def pytest_recording_configure(config: pytest.Config, vcr: VCR) -> None:
-    provenance = (
-        LIVE_PROVENANCE.format(base_url=_LIVE_URL)
-        if _recording(config) and _LIVE_KEY
-        else EMULATOR_PROVENANCE
-    )
-    register(vcr, provenance)
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Every test in this folder replays from a cassette (not only ``test_stream_time``)."""
     for item in items:
-        if HERE in Path(str(item.fspath)).parents and not item.get_closest_marker("vcr"):
+        if HERE not in Path(str(item.fspath)).parents:
+            continue
+        if not item.get_closest_marker("vcr"):
             item.add_marker(pytest.mark.vcr)
+        if item.name.startswith("test_stream_time"):  # benchmarks one request many times
+            item.add_marker(pytest.mark.vcr(allow_playback_repeats=True))
 
 
 @pytest.fixture(scope="session")
@@ -109,8 +100,9 @@ def _network_policy(wb_target: type[Target]) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def vcr_config() -> dict[str, Any]:
-    return wb_vcr_config(extra_secrets=[s for s in (_LIVE_KEY, _LIVE_PROJECT) if s])
+def vcr_config(wb_vcr_config: dict[str, Any]) -> dict[str, Any]:
+    """The package's own pytest plugin provides the scrubbing configuration."""
+    return wb_vcr_config
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,71 @@
+"""Async HTTP that survives ``asyncio.run`` being called more than once.
+
+langchain-openai shares one async HTTP client per base URL across the process.  Its
+keep-alive connections belong to the event loop that opened them, so the next
+``asyncio.run(llm.ainvoke(...))`` (a new loop) trips over them with "Event loop is
+closed" — every other call fails.  Here the shared client keeps one connection pool
+*per running event loop*; pools of finished loops are dropped with the loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import urllib.request
+import weakref
+from functools import lru_cache
+from typing import Any
+
+import httpx2
+import openai
+
+try:  # TCP keep-alive settings as langchain-openai applies them (private helper).
+    from langchain_openai.chat_models._client_utils import _resolve_socket_options
+except ImportError:  # pragma: no cover - older or newer langchain-openai
+
+    def _resolve_socket_options(value: Any) -> tuple[Any, ...]:
+        return ()
+
+
+class LoopLocalTransport(httpx2.AsyncBaseTransport):
+    """An ``AsyncHTTPTransport`` per running event loop, created on first use."""
+
+    def __init__(self, **transport_kwargs: Any) -> None:
+        self._kwargs = transport_kwargs
+        self._lock = threading.Lock()
+        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx2.AsyncHTTPTransport]
+        self._pools = weakref.WeakKeyDictionary()
+
+    def _for_running_loop(self) -> httpx2.AsyncHTTPTransport:
+        loop = asyncio.get_running_loop()
+        with self._lock:
+            transport = self._pools.get(loop)
+            if transport is None:
+                transport = self._pools[loop] = httpx2.AsyncHTTPTransport(**self._kwargs)
+        return transport
+
+    async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
+        """Send on this loop's own connection pool."""
+        return await self._for_running_loop().handle_async_request(request)
+
+    async def aclose(self) -> None:
+        """Close this loop's pool (other loops' pools are theirs to close)."""
+        await self._for_running_loop().aclose()
+
+
+def proxies_configured() -> bool:
+    """Whether the environment names an HTTP proxy (then httpx's own handling is kept)."""
+    return bool(urllib.request.getproxies())
+
+
+@lru_cache(maxsize=32)
+def shared_async_client(base_url: str, timeout: float | None) -> httpx2.AsyncClient:
+    """The process-wide async client for one base URL, safe across event loops."""
+    transport = LoopLocalTransport(
+        socket_options=list(_resolve_socket_options(None)) or None,
+        limits=httpx2.Limits(max_connections=1000, max_keepalive_connections=100, keepalive_expiry=5.0),
+    )
+    client: httpx2.AsyncClient = openai.DefaultAsyncHttpxClient(
+        base_url=base_url, timeout=timeout, transport=transport
+    )
+    return client

@@ -1,0 +1,306 @@
+"""Every row of the contract's error table, against the emulator, on every call path.
+
+For each documented error: how many HTTP requests it costs, whether it is retried,
+handed to a fallback model at once, after retries, or raised — on invoke, ainvoke,
+stream, astream, batch and abatch.  Backoff is shortened (``initial_delay``) so the
+counts, not the clock, are what is tested.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import operator
+import time
+from collections.abc import Callable, Iterator
+from functools import reduce
+from typing import Any
+
+import pytest
+from langchain_core.messages import BaseMessage
+
+from langchain_wandb_inference import (
+    ChatWBInference,
+    CircuitBreaker,
+    RetryPolicy,
+    WBAuthenticationError,
+    WBCircuitOpenError,
+    WBConcurrencyLimitError,
+    WBConnectionError,
+    WBInferenceError,
+    WBInvalidRequestError,
+    WBModelNotFoundError,
+    WBOverloadedError,
+    WBPermissionDeniedError,
+    WBQuotaExceededError,
+    WBServerError,
+    WBTimeoutError,
+)
+from langchain_wandb_inference.testing import Emulator, Fault
+
+PRIMARY = "meta-llama/Llama-3.1-8B-Instruct"
+BACKUP = "meta-llama/Llama-3.3-70B-Instruct"
+QUICK = RetryPolicy(initial_delay=0.01, max_delay=0.05)
+
+# row -> (fault, error class, retried?, fallback: "raise" | "at once" | "after retries")
+ROWS: dict[str, tuple[Callable[[], Fault], type[WBInferenceError], bool, str]] = {
+    "401": (Fault.authentication, WBAuthenticationError, False, "raise"),
+    "402 quota": (Fault.quota, WBQuotaExceededError, False, "raise"),
+    "403 region": (Fault.region, WBPermissionDeniedError, False, "raise"),
+    "403 gateway": (Fault.gateway_disabled, WBPermissionDeniedError, False, "raise"),
+    "404": (Fault.not_found, WBModelNotFoundError, False, "at once"),
+    "422": (lambda: Fault.invalid("frequency_penalty", "unsupported"), WBInvalidRequestError, False, "raise"),
+    "429 concurrency": (Fault.concurrency, WBConcurrencyLimitError, True, "after retries"),
+    "429 quota": (Fault.quota_429, WBQuotaExceededError, False, "raise"),
+    "429 personal": (Fault.personal_account, WBPermissionDeniedError, False, "raise"),
+    "500": (Fault.server_error, WBServerError, True, "after retries"),
+    "503": (Fault.overloaded, WBOverloadedError, True, "at once"),
+}
+PATHS = ("invoke", "ainvoke", "stream", "astream", "batch", "abatch")
+
+
+@pytest.fixture(scope="module")
+def emulator() -> Iterator[Emulator]:
+    with Emulator() as emu:
+        yield emu
+
+
+@pytest.fixture(autouse=True)
+def _fresh(emulator: Emulator) -> None:
+    emulator.reset()
+
+
+def make(emu: Emulator, **kwargs: Any) -> ChatWBInference:
+    params: dict[str, Any] = {
+        "model": PRIMARY,
+        "api_key": "emulator-key",
+        "base_url": emu.base_url,
+        "retry": QUICK,
+        "circuit_breaker": None,
+        **kwargs,
+    }
+    return ChatWBInference(**params)
+
+
+def call(llm: ChatWBInference, path: str) -> BaseMessage:
+    """One request through the named path; raises what the path raises."""
+    if path == "invoke":
+        return llm.invoke("hello")
+    if path == "ainvoke":
+        return asyncio.run(llm.ainvoke("hello"))
+    if path == "stream":
+        return reduce(operator.add, llm.stream("hello"))
+    if path == "astream":
+
+        async def collect() -> BaseMessage:
+            return reduce(operator.add, [c async for c in llm.astream("hello")])
+
+        return asyncio.run(collect())
+    if path == "batch":
+        (result,) = llm.batch(["hello"], return_exceptions=True)
+    else:
+        (result,) = asyncio.run(llm.abatch(["hello"], return_exceptions=True))
+    if isinstance(result, BaseException):
+        raise result
+    return result
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("row", sorted(ROWS))
+def test_error_row_alone(emulator: Emulator, row: str, path: str) -> None:
+    fault, error_type, retried, _ = ROWS[row]
+    emulator.always(PRIMARY, fault())
+    with pytest.raises(error_type):
+        call(make(emulator), path)
+    assert emulator.count(PRIMARY) == (3 if retried else 1)
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("row", sorted(r for r, v in ROWS.items() if v[2]))
+def test_transient_error_then_success(emulator: Emulator, row: str, path: str) -> None:
+    fault, _, _, _ = ROWS[row]
+    emulator.script(PRIMARY, fault(), fault())
+    answer = call(make(emulator), path)
+    assert answer.content
+    assert emulator.count(PRIMARY) == 3
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("row", sorted(ROWS))
+def test_error_row_with_fallback(emulator: Emulator, row: str, path: str) -> None:
+    fault, error_type, _, fallback = ROWS[row]
+    emulator.always(PRIMARY, fault())
+    llm = make(emulator, fallback_models=[BACKUP])
+    if fallback == "raise":
+        with pytest.raises(error_type):
+            call(llm, path)
+        assert (emulator.count(PRIMARY), emulator.count(BACKUP)) == (1, 0)
+        return
+    answer = call(llm, path)
+    assert answer.response_metadata["model_name"] == BACKUP
+    primary_requests = 1 if fallback == "at once" else 3
+    assert (emulator.count(PRIMARY), emulator.count(BACKUP)) == (primary_requests, 1)
+
+
+def test_quota_costs_one_request_even_with_default_policy(emulator: Emulator) -> None:
+    emulator.always(PRIMARY, Fault.quota())
+    llm = make(emulator, retry=RetryPolicy(), circuit_breaker=CircuitBreaker())
+    started = time.monotonic()
+    with pytest.raises(WBQuotaExceededError) as info:
+        llm.invoke("hello")
+    assert time.monotonic() - started < 1.0  # no backoff
+    assert emulator.count() == 1
+    assert "credits" in str(info.value).lower()
+
+
+def test_overloaded_hands_over_without_backoff(emulator: Emulator) -> None:
+    emulator.always(PRIMARY, Fault.overloaded())
+    llm = make(emulator, retry=RetryPolicy(initial_delay=5.0), fallback_models=[BACKUP])
+    started = time.monotonic()
+    assert llm.invoke("hello").response_metadata["model_name"] == BACKUP
+    assert time.monotonic() - started < 2.0
+
+
+def test_fallback_keeps_tools_and_schema(emulator: Emulator) -> None:
+    def get_weather(city: str) -> str:
+        """Get the weather for a city."""
+        return city
+
+    emulator.always(PRIMARY, Fault.overloaded())
+    llm = make(emulator, fallback_models=[BACKUP])
+    message = llm.bind_tools([get_weather]).invoke("Weather in Oslo?")
+    assert message.tool_calls[0]["name"] == "get_weather"
+    backup_body = [r.body for r in emulator.requests if r.model == BACKUP][0]
+    assert backup_body is not None
+    assert backup_body["tools"][0]["function"]["name"] == "get_weather"
+
+    from pydantic import BaseModel
+
+    class City(BaseModel):
+        name: str
+
+    emulator.reset()
+    emulator.always(PRIMARY, Fault.overloaded())
+    result = llm.with_structured_output(City).invoke("Name a city")
+    assert isinstance(result, City)
+    backup_body = [r.body for r in emulator.requests if r.model == BACKUP][0]
+    assert backup_body is not None
+    assert backup_body["response_format"]["type"] == "json_schema"
+
+
+def test_all_models_failing_carries_history(emulator: Emulator) -> None:
+    emulator.always(PRIMARY, Fault.overloaded())
+    emulator.always(BACKUP, Fault.not_found())
+    with pytest.raises(WBModelNotFoundError) as info:
+        make(emulator, fallback_models=[BACKUP]).invoke("hello")
+    assert [a.model for a in info.value.history] == [PRIMARY, BACKUP]
+    assert PRIMARY in str(info.value)
+
+
+def test_retired_model_hands_over(emulator: Emulator) -> None:
+    retired = "meta-llama/Llama-4-Scout-17B-16E-Instruct"  # emulator answers 404 like W&B
+    with pytest.warns(DeprecationWarning):
+        llm = make(emulator, model=retired, fallback_models=[BACKUP])
+    assert llm.invoke("hello").response_metadata["model_name"] == BACKUP
+    assert emulator.count(retired) == 1
+
+
+def test_circuit_breaker_skips_failing_model(emulator: Emulator) -> None:
+    emulator.always(PRIMARY, Fault.server_error())
+    llm = make(
+        emulator,
+        retry=RetryPolicy(max_attempts=1),
+        circuit_breaker=CircuitBreaker(failure_threshold=2, cooldown=60),
+    )
+    for _ in range(2):
+        with pytest.raises(WBServerError):
+            llm.invoke("hello")
+    with pytest.raises(WBCircuitOpenError):
+        llm.invoke("hello")
+    assert emulator.count(PRIMARY) == 2
+    with_backup = make(
+        emulator,
+        retry=RetryPolicy(max_attempts=1),
+        circuit_breaker=CircuitBreaker(failure_threshold=2, cooldown=60),
+        fallback_models=[BACKUP],
+    )
+    assert with_backup.invoke("hello").response_metadata["model_name"] == BACKUP
+    assert emulator.count(PRIMARY) == 2  # skipped: no request to the open circuit
+
+
+def test_hung_server_is_a_timeout_within_the_deadline(emulator: Emulator) -> None:
+    emulator.always(PRIMARY, Fault.hang(5.0))
+    llm = make(emulator, timeout=0.3, retry=RetryPolicy(initial_delay=0.01, deadline=1.0))
+    started = time.monotonic()
+    with pytest.raises(WBTimeoutError):
+        llm.invoke("hello")
+    assert time.monotonic() - started < 1.5
+
+
+def test_stream_cut_after_first_chunk_raises_without_restart(emulator: Emulator) -> None:
+    emulator.script(PRIMARY, Fault.stream_cut(after_chunks=3))
+    llm = make(emulator)
+    received: list[str] = []
+    with pytest.raises((WBConnectionError, WBInferenceError)):
+        for chunk in llm.stream("hello"):
+            received.append(chunk.text)
+    assert emulator.count(PRIMARY) == 1  # no silent restart
+    assert len(received) >= 1
+
+
+def test_stream_failure_before_first_chunk_is_retried(emulator: Emulator) -> None:
+    emulator.script(PRIMARY, Fault.overloaded(), Fault.server_error())
+    text = "".join(c.text for c in make(emulator).stream("hello"))
+    assert text
+    assert emulator.count(PRIMARY) == 3
+
+
+def test_batch_under_concurrency_limit_has_no_failed_item() -> None:
+    with Emulator(latency=0.05, concurrency_limit=2) as emu:
+        llm = make(emu, retry=RetryPolicy(initial_delay=0.05))
+        results = llm.batch([f"q{n}" for n in range(16)], return_exceptions=True)
+        assert not [r for r in results if isinstance(r, BaseException)]
+        assert emu.max_in_flight_seen[PRIMARY] <= 2
+
+
+async def test_abatch_under_concurrency_limit_has_no_failed_item() -> None:
+    with Emulator(latency=0.05, concurrency_limit=2) as emu:
+        llm = make(emu, retry=RetryPolicy(initial_delay=0.05))
+        results = await llm.abatch([f"q{n}" for n in range(16)], return_exceptions=True)
+        assert not [r for r in results if isinstance(r, BaseException)]
+        assert emu.max_in_flight_seen[PRIMARY] <= 2
+
+
+def test_retry_after_is_honoured(emulator: Emulator) -> None:
+    emulator.script(PRIMARY, Fault.concurrency(retry_after=0.4))
+    llm = make(emulator, retry=RetryPolicy(initial_delay=0.0))
+    started = time.monotonic()
+    llm.invoke("hello")
+    assert time.monotonic() - started >= 0.4
+    assert emulator.count(PRIMARY) == 2
+
+
+def test_retry_events_reach_callbacks(emulator: Emulator) -> None:
+    from langchain_core.callbacks import BaseCallbackHandler
+
+    class Events(BaseCallbackHandler):
+        def __init__(self) -> None:
+            self.retries = 0
+            self.custom: list[tuple[str, Any]] = []
+
+        def on_retry(self, retry_state: Any, **kwargs: Any) -> None:
+            self.retries += 1
+
+        def on_custom_event(self, name: str, data: Any, **kwargs: Any) -> None:
+            self.custom.append((name, data))
+
+    emulator.script(PRIMARY, Fault.server_error())
+    emulator.always(BACKUP, None)
+    events = Events()
+    make(emulator).invoke("hello", config={"callbacks": [events]})
+    assert events.retries == 1
+    emulator.reset()
+    emulator.always(PRIMARY, Fault.overloaded())
+    make(emulator, fallback_models=[BACKUP]).invoke("hello", config={"callbacks": [events]})
+    assert events.custom == [
+        ("wb_inference_fallback", {"from_model": PRIMARY, "to_model": BACKUP, "error": "WBOverloadedError"})
+    ]
