@@ -31,8 +31,9 @@ import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,6 +43,7 @@ import openai
 from langchain_core.messages import BaseMessage
 from langchain_core.runnables import Runnable
 from langchain_openai import ChatOpenAI
+from pydantic import SecretStr
 
 import langchain_wandb_inference
 from langchain_wandb_inference import ChatWBInference
@@ -85,12 +87,12 @@ TOOLS = [get_weather]
 
 def wb(base_url: str, api_key: str = API_KEY, **kwargs: Any) -> ChatWBInference:
     """``ChatWBInference`` with its defaults (retry, breaker, adaptive limiter)."""
-    return ChatWBInference(model=PRIMARY, base_url=base_url, api_key=api_key, **kwargs)
+    return ChatWBInference(model=PRIMARY, base_url=base_url, api_key=SecretStr(api_key), **kwargs)
 
 
 def oa(base_url: str, model: str = PRIMARY, api_key: str = API_KEY) -> ChatOpenAI:
     """``ChatOpenAI`` as users get it: the SDK's default ``max_retries`` (2), no timeout."""
-    return ChatOpenAI(model=model, base_url=base_url, api_key=api_key)  # type: ignore[arg-type]
+    return ChatOpenAI(model=model, base_url=base_url, api_key=SecretStr(api_key))
 
 
 # --- results ---------------------------------------------------------------------------
@@ -156,6 +158,27 @@ def bounded(fn: Callable[[], T], timeout: float) -> T:
     return box["value"]  # type: ignore[no-any-return]
 
 
+class BackgroundLoop:
+    """One event loop for every async call of the run, as in an application.
+
+    ``asyncio.run`` per call would not do: langchain-openai caches its async HTTP client
+    per base URL, and a pooled connection from a closed loop fails the next call with
+    "Event loop is closed" (for both clients alike).
+    """
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        thread = threading.Thread(target=self.loop.run_forever, name="benchmark-loop", daemon=True)
+        thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` on the loop and wait for its result (call from another thread)."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+
+LOOP = BackgroundLoop()
+
+
 def fresh(emu: Emulator) -> None:
     """Forget process-wide limiter and breaker state, and the emulator's scripts and log."""
     reset_gates()
@@ -214,7 +237,11 @@ def invoke_once(emu: Emulator, runnable: Runnable[Any, Any], prompt: str = PROMP
     try:
         message = runnable.invoke(prompt)
         outcome = "answer"
-        model = message.response_metadata.get("model_name") if isinstance(message, BaseMessage) else None
+        model = (
+            message.response_metadata.get("model_name")
+            if isinstance(message, BaseMessage)
+            else None
+        )
     except Exception as exc:
         outcome, model = outcome_of(exc), None
     seconds = time.perf_counter() - start
@@ -236,8 +263,13 @@ def invoke_rows(
     clients: Sequence[Client],
     target: str = "",
     check: Callable[[Row], bool] | None = None,
+    always: Fault | None = None,
 ) -> list[Row]:
-    """Measure ``invoke`` for each client, with ``faults`` scripted for the primary model."""
+    """Measure ``invoke`` for each client.
+
+    ``faults`` are scripted for the primary model's next requests (a transient
+    failure); ``always`` answers every request (a persistent one, e.g. no credits).
+    """
     rows = []
     for client in clients:
         if budget.left() < 5:
@@ -247,6 +279,7 @@ def invoke_rows(
         def one(client: Client = client) -> Measurement:
             fresh(emu)
             emu.script(PRIMARY, *faults)
+            emu.always(PRIMARY, always)
             return invoke_once(emu, client.build(emu.base_url))
 
         try:
@@ -275,16 +308,23 @@ def error_rows(emu: Emulator, budget: Budget, reps: int) -> list[Row]:
         Client("ChatOpenAI", oa, reps),
         Client("ChatOpenAI.with_retry()", lambda url: oa(url).with_retry(), 1),
     ]
-    rows = invoke_rows(emu, budget, "quota (402)", [Fault.quota()], clients, target, fails_fast)
+    rows = invoke_rows(
+        emu, budget, "quota (402)", [], clients, target, fails_fast, always=Fault.quota()
+    )
     rows += invoke_rows(
-        emu, budget, "quota as 429 (2025 form)", [Fault.quota_429()], clients, target, fails_fast
+        emu,
+        budget,
+        "quota as 429 (2025 form)",
+        [],
+        clients,
+        target,
+        fails_fast,
+        always=Fault.quota_429(),
     )
     bad_key = [
         Client("ChatWBInference", lambda url: wb(url, api_key="wrong-key"), reps),
         Client("ChatOpenAI", lambda url: oa(url, api_key="wrong-key"), reps),
-        Client(
-            "ChatOpenAI.with_retry()", lambda url: oa(url, api_key="wrong-key").with_retry(), 1
-        ),
+        Client("ChatOpenAI.with_retry()", lambda url: oa(url, api_key="wrong-key").with_retry(), 1),
     ]
     rows += invoke_rows(emu, budget, "auth (401, bad key)", [], bad_key, target, fails_fast)
     return rows
@@ -349,14 +389,24 @@ def fallback_rows(emu: Emulator, budget: Budget, reps: int) -> list[Row]:
     rtt = round_trip(emu, reps)
     target = f"answer <= 1 round trip ({fmt_seconds(rtt)}) after the primary's 503"
     variants: list[tuple[str, str, Factory, bool]] = [
-        ("ChatWBInference(fallback_models=[fb])", "no tools", lambda u: wb(u, fallback_models=[FALLBACK]), False),
+        (
+            "ChatWBInference(fallback_models=[fb])",
+            "no tools",
+            lambda u: wb(u, fallback_models=[FALLBACK]),
+            False,
+        ),
         (
             "ChatWBInference(fallback_models=[fb]).bind_tools(T)",
             "tools",
             lambda u: wb(u, fallback_models=[FALLBACK]).bind_tools(TOOLS),
             True,
         ),
-        ("ChatOpenAI.with_fallbacks([fb])", "no tools", lambda u: oa(u).with_fallbacks([oa(u, FALLBACK)]), False),
+        (
+            "ChatOpenAI.with_fallbacks([fb])",
+            "no tools",
+            lambda u: oa(u).with_fallbacks([oa(u, FALLBACK)]),
+            False,
+        ),
         (
             "ChatOpenAI.bind_tools(T).with_fallbacks([fb])",
             "tools",
@@ -373,7 +423,7 @@ def fallback_rows(emu: Emulator, budget: Budget, reps: int) -> list[Row]:
         prompt = TOOL_PROMPT if tools else PROMPT
         try:
             runs = [
-                bounded(lambda b=build, p=prompt: fallback_once(emu, b, p), SCENARIO_TIMEOUT)
+                bounded(partial(fallback_once, emu, build, prompt), SCENARIO_TIMEOUT)
                 for _ in range(reps)
             ]
         except ScenarioTimeoutError as exc:
@@ -393,11 +443,11 @@ def fallback_rows(emu: Emulator, budget: Budget, reps: int) -> list[Row]:
         if tools:
             details += f"; **fallback request carried tools: {'yes' if carried else 'NO'}**"
 
-        def check(row: Row, after: float = after, tools: bool = tools, carried: Any = carried) -> bool:
+        def check(
+            row: Row, after: float = after, tools: bool = tools, carried: Any = carried
+        ) -> bool:
             return (
-                row.outcome == "answer"
-                and after <= 1.25 * rtt
-                and (carried is True or not tools)
+                row.outcome == "answer" and after <= 1.25 * rtt and (carried is True or not tools)
             )
 
         rows.append(summarize(scenario, label, runs, details, target, check))
@@ -414,7 +464,7 @@ def batch_once(emu: Emulator, build: Factory, use_async: bool) -> Measurement:
     prompts = [f"Prompt number {i}: say hello." for i in range(BATCH_SIZE)]
     start = time.perf_counter()
     if use_async:
-        results = asyncio.run(runnable.abatch(prompts, return_exceptions=True))
+        results = LOOP.run(runnable.abatch(prompts, return_exceptions=True))
     else:
         results = runnable.batch(prompts, return_exceptions=True)
     seconds = time.perf_counter() - start
@@ -449,10 +499,7 @@ def batch_rows(emu: Emulator, budget: Budget, reps: int) -> list[Row]:
                 continue
             try:
                 runs = [
-                    bounded(
-                        lambda b=build, m=method: batch_once(emu, b, m == "abatch"),
-                        SCENARIO_TIMEOUT,
-                    )
+                    bounded(partial(batch_once, emu, build, method == "abatch"), SCENARIO_TIMEOUT)
                     for _ in range(reps)
                 ]
             except ScenarioTimeoutError as exc:
@@ -469,7 +516,9 @@ def batch_rows(emu: Emulator, budget: Budget, reps: int) -> list[Row]:
             if worst.extra["errors"]:
                 details += f"; errors {worst.extra['errors']}"
 
-            def check(row: Row, ratio: float = ratio, n429: int = n429, failed: int = failed) -> bool:
+            def check(
+                row: Row, ratio: float = ratio, n429: int = n429, failed: int = failed
+            ) -> bool:
                 return ratio <= 1.2 and failed == 0 and n429 < 16
 
             rows.append(summarize(scenario, label, runs, details, target, check))
@@ -548,7 +597,8 @@ def markdown(rows: Sequence[Row], meta: dict[str, Any]) -> str:
         f"Run {meta['date']} on {meta['machine']} (Python {meta['python']}; "
         f"langchain-core {meta['langchain_core']}, langchain-openai {meta['langchain_openai']}, "
         f"openai {meta['openai']}; {'quick' if meta['quick'] else 'full'} run, "
-        f"{meta['reps']} repetition(s) per row, median shown; total {meta['total_seconds']:.0f} s).",
+        f"{meta['reps']} repetition(s) per row, median shown; "
+        f"total {meta['total_seconds']:.0f} s).",
         "",
         "Absolute times depend on the machine; compare the clients (ratios), not the numbers.",
         "",
@@ -612,7 +662,7 @@ def warm_up() -> None:
     with Emulator() as emu:
         for build in (wb, oa):
             build(emu.base_url).invoke(PROMPT)
-            asyncio.run(build(emu.base_url).ainvoke(PROMPT))
+            LOOP.run(build(emu.base_url).ainvoke(PROMPT))
     reset_gates()
     reset_circuits()
 
@@ -656,8 +706,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(table)
     (HERE / "results.md").write_text(table)
     (HERE / "results.json").write_text(
-        json.dumps({"meta": meta, "rows": [asdict(r) for r in rows]}, indent=2, default=str)
-        + "\n"
+        json.dumps({"meta": meta, "rows": [asdict(r) for r in rows]}, indent=2, default=str) + "\n"
     )
     print(f"wrote {HERE / 'results.md'} and {HERE / 'results.json'}", file=sys.stderr)
     return 0

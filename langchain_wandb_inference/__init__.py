@@ -25,7 +25,13 @@ from langchain_wandb_inference.errors import (
     WBTimeoutError,
     WBUnprocessableEntityError,
 )
-from langchain_wandb_inference.models import Lifecycle, ModelInfo, ReasoningMode, WBModel, model_info
+from langchain_wandb_inference.models import (
+    Lifecycle,
+    ModelInfo,
+    ReasoningMode,
+    WBModel,
+    model_info,
+)
 from langchain_wandb_inference.retry import RetryPolicy
 
 __all__ = [

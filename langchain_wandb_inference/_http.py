@@ -19,13 +19,6 @@ from typing import Any
 import httpx2
 import openai
 
-try:  # TCP keep-alive settings as langchain-openai applies them (private helper).
-    from langchain_openai.chat_models._client_utils import _resolve_socket_options
-except ImportError:  # pragma: no cover - older or newer langchain-openai
-
-    def _resolve_socket_options(value: Any) -> tuple[Any, ...]:
-        return ()
-
 
 class LoopLocalTransport(httpx2.AsyncBaseTransport):
     """An ``AsyncHTTPTransport`` per running event loop, created on first use."""
@@ -62,8 +55,9 @@ def proxies_configured() -> bool:
 def shared_async_client(base_url: str, timeout: float | None) -> httpx2.AsyncClient:
     """The process-wide async client for one base URL, safe across event loops."""
     transport = LoopLocalTransport(
-        socket_options=list(_resolve_socket_options(None)) or None,
-        limits=httpx2.Limits(max_connections=1000, max_keepalive_connections=100, keepalive_expiry=5.0),
+        limits=httpx2.Limits(
+            max_connections=1000, max_keepalive_connections=100, keepalive_expiry=5.0
+        ),
     )
     client: httpx2.AsyncClient = openai.DefaultAsyncHttpxClient(
         base_url=base_url, timeout=timeout, transport=transport

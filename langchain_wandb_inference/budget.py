@@ -83,7 +83,9 @@ class Budget:
             self._warned = self._warned or crossed
             spent = self._spent
         if first_time:
-            logger.warning("W&B Inference budget: no price known for %s; its calls are not counted", model)
+            logger.warning(
+                "W&B Inference budget: no price known for %s; its calls are not counted", model
+            )
         if crossed:
             logger.warning(
                 "W&B Inference budget: estimated spend $%.4f reached %d%% of $%.2f",

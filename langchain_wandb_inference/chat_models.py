@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
@@ -11,6 +12,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
+import openai
 from langchain_core.callbacks import (
     AsyncCallbackManagerForLLMRun,
     CallbackManagerForLLMRun,
@@ -21,6 +23,7 @@ from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.utils import secret_from_env
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_openai.chat_models.base import BaseChatOpenAI
 from pydantic import ConfigDict, Field, InstanceOf, SecretStr, model_validator
 from typing_extensions import Self
@@ -108,9 +111,11 @@ def _warn_lifecycle_once(model: str) -> None:
             return
         _warned_models.add(model)
     when = f" on {info.retired_on.isoformat()}" if info.retired_on else ""
-    state = f"was retired{when} (requests fail with 404)" if (
-        info.lifecycle is Lifecycle.RETIRED
-    ) else f"is deprecated and will be retired{when}"
+    state = (
+        f"was retired{when} (requests fail with 404)"
+        if (info.lifecycle is Lifecycle.RETIRED)
+        else f"is deprecated and will be retired{when}"
+    )
     instead = f"; use {info.replacement!r} instead" if info.replacement else ""
     warnings.warn(f"W&B model {model!r} {state}{instead}.", DeprecationWarning, stacklevel=4)
 
@@ -120,7 +125,7 @@ def _rough_tokens(messages: Sequence[BaseMessage]) -> int:
     return sum(len(str(m.content)) for m in messages) // 4
 
 
-class ChatWBInference(BaseChatOpenAI):  # type: ignore[override]
+class ChatWBInference(BaseChatOpenAI):
     r"""W&B Inference (CoreWeave Serverless Inference) chat model.
 
     Open-weight models (Llama, DeepSeek, Qwen, gpt-oss, GLM, Kimi, Gemma…) behind
@@ -181,7 +186,7 @@ class ChatWBInference(BaseChatOpenAI):  # type: ignore[override]
 
     model_name: str = Field(default=DEFAULT_MODEL, alias="model")
     """Model ID: a :class:`WBModel` member or any string W&B serves."""
-    openai_api_key: SecretStr | None = Field(  # type: ignore[assignment]
+    openai_api_key: SecretStr | None = Field(
         alias="api_key", default_factory=secret_from_env("WANDB_API_KEY", default=None)
     )
     """W&B API key (``WANDB_API_KEY``)."""
@@ -242,9 +247,7 @@ class ChatWBInference(BaseChatOpenAI):  # type: ignore[override]
         if values.get("output_version") == "responses/v1":
             msg = 'output_version="responses/v1" needs the Responses API, which W&B does not serve.'
             raise ValueError(msg)
-        key = values.get("api_key", values.get("openai_api_key")) or os.environ.get(
-            "WANDB_API_KEY"
-        )
+        key = values.get("api_key", values.get("openai_api_key")) or os.environ.get("WANDB_API_KEY")
         if not key:
             msg = (
                 "No W&B API key: set the WANDB_API_KEY environment variable or pass "
@@ -259,9 +262,13 @@ class ChatWBInference(BaseChatOpenAI):  # type: ignore[override]
         )
         values["project"] = resolve_project(values.get("project"))
         timeout = values.get("timeout", values.get("request_timeout", DEFAULT_TIMEOUT))
-        if not any(
-            values.get(name) for name in ("http_async_client", "async_client", "openai_proxy")
-        ) and isinstance(timeout, int | float | None) and not proxies_configured():
+        if (
+            not any(
+                values.get(name) for name in ("http_async_client", "async_client", "openai_proxy")
+            )
+            and isinstance(timeout, int | float | None)
+            and not proxies_configured()
+        ):
             values["http_async_client"] = shared_async_client(values["base_url"], timeout)
         if isinstance(values.get("model"), WBModel):
             values["model"] = values["model"].value
@@ -385,7 +392,7 @@ class ChatWBInference(BaseChatOpenAI):  # type: ignore[override]
             payload["extra_body"] = body
         if self._sends_reasoning_back(payload.get("model", self.model_name)):
             messages = self._convert_input(input_).to_messages()
-            for message, wire in zip(messages, payload["messages"]):
+            for message, wire in zip(messages, payload["messages"], strict=True):
                 reasoning = message.additional_kwargs.get("reasoning_content")
                 if isinstance(message, AIMessage) and reasoning:
                     wire["reasoning"] = reasoning
@@ -408,7 +415,7 @@ class ChatWBInference(BaseChatOpenAI):  # type: ignore[override]
                 exclude={"choices": {"__all__": {"message": {"parsed"}}}}, warnings=False
             )
         )
-        for generation, choice in zip(result.generations, body.get("choices") or []):
+        for generation, choice in zip(result.generations, body.get("choices") or [], strict=False):
             _attach_reasoning(generation.message, choice.get("message"))
             generation.message.response_metadata["model_provider"] = "wandb"
         if result.llm_output is not None:
@@ -432,7 +439,7 @@ class ChatWBInference(BaseChatOpenAI):  # type: ignore[override]
         generation.message.response_metadata["model_provider"] = "wandb"
         return generation
 
-    def with_structured_output(  # type: ignore[override]
+    def with_structured_output(
         self,
         schema: Any = None,
         *,
@@ -509,9 +516,16 @@ class ChatWBInference(BaseChatOpenAI):  # type: ignore[override]
         call = self._new_call(messages, kwargs)
 
         def send(attempt: Call) -> ChatResult:
-            return super(ChatWBInference, self)._generate(
-                messages, stop, run_manager, **_for_attempt(kwargs, attempt)
-            )
+            generate = super(ChatWBInference, self)._generate
+            try:
+                return generate(messages, stop, run_manager, **_for_attempt(kwargs, attempt))
+            except openai.APIStatusError as exc:
+                instead = _function_calling_instead(kwargs, exc, attempt.model)
+                if instead is None:
+                    raise
+                return _as_json_schema_answer(
+                    generate(messages, stop, run_manager, **_for_attempt(instead, attempt))
+                )
 
         result: ChatResult = pipeline.run(self._plan(call), send, _notifier(run_manager))
         call.finish(*_answer_usage(result, call))
@@ -527,9 +541,16 @@ class ChatWBInference(BaseChatOpenAI):  # type: ignore[override]
         call = self._new_call(messages, kwargs)
 
         async def send(attempt: Call) -> ChatResult:
-            return await super(ChatWBInference, self)._agenerate(
-                messages, stop, run_manager, **_for_attempt(kwargs, attempt)
-            )
+            agenerate = super(ChatWBInference, self)._agenerate
+            try:
+                return await agenerate(messages, stop, run_manager, **_for_attempt(kwargs, attempt))
+            except openai.APIStatusError as exc:
+                instead = _function_calling_instead(kwargs, exc, attempt.model)
+                if instead is None:
+                    raise
+                return _as_json_schema_answer(
+                    await agenerate(messages, stop, run_manager, **_for_attempt(instead, attempt))
+                )
 
         result: ChatResult = await pipeline.arun(
             self._plan(call), send, _async_notifier(run_manager)
@@ -593,7 +614,7 @@ class ChatWBInference(BaseChatOpenAI):  # type: ignore[override]
             except Exception as exc:
                 raise _mapped_error(exc, call) from exc
         finally:
-            await rest.aclose()  # type: ignore[attr-defined]
+            await rest.aclose()
             tally.finish()
 
 
@@ -616,6 +637,52 @@ class ListedModel:
 def _for_attempt(kwargs: Mapping[str, Any], attempt: Call) -> dict[str, Any]:
     """The caller's kwargs aimed at this attempt's model, with its timeout."""
     return {**kwargs, "model": attempt.model, "timeout": attempt.timeout()}
+
+
+def _function_calling_instead(
+    kwargs: Mapping[str, Any], exc: openai.APIStatusError, model: str
+) -> dict[str, Any] | None:
+    """The same request with the schema as a forced function, if W&B refused json_schema.
+
+    Some models lack ``response_format`` (W&B answers 400/422 naming it); function
+    calling carries the same schema.  ``None`` when that is not what happened.
+    """
+    response_format = kwargs.get("response_format")
+    if response_format is None or exc.status_code not in (400, 422):
+        return None
+    if "response_format" not in f"{exc.message} {exc.body}":
+        return None
+    if isinstance(response_format, dict):
+        if response_format.get("type") != "json_schema":
+            return None  # json_object has no schema to carry over
+        schema = response_format["json_schema"]
+        function = {"name": schema["name"], "parameters": schema.get("schema", {})}
+    else:  # a Pydantic class or TypedDict, as with_structured_output binds it
+        function = dict(convert_to_openai_tool(response_format)["function"])
+    name = function["name"]
+    logger.warning(
+        "W&B Inference: %s refused response_format json_schema (HTTP %s); "
+        "retrying once with function calling",
+        model,
+        exc.status_code,
+    )
+    instead = {k: v for k, v in kwargs.items() if k not in ("response_format", "strict")}
+    instead["tools"] = [{"type": "function", "function": function}]
+    instead["tool_choice"] = {"type": "function", "function": {"name": name}}
+    return instead
+
+
+def _as_json_schema_answer(result: ChatResult) -> ChatResult:
+    """Present a forced function call as the JSON answer ``json_schema`` parsers expect."""
+    for generation in result.generations:
+        message = generation.message
+        if isinstance(message, AIMessage) and message.tool_calls:
+            args = message.tool_calls[0]["args"]
+            message.content = json.dumps(args)
+            message.additional_kwargs["parsed"] = args
+            message.tool_calls = []
+            message.additional_kwargs.pop("tool_calls", None)
+    return result
 
 
 def _attach_reasoning(message: BaseMessage, wire: Mapping[str, Any] | None) -> None:

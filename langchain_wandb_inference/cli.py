@@ -54,6 +54,7 @@ import pydantic
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from pydantic import SecretStr
 
+from langchain_wandb_inference import errors
 from langchain_wandb_inference.chat_models import (
     DEFAULT_BASE_URL,
     DEFAULT_MODEL,
@@ -61,21 +62,6 @@ from langchain_wandb_inference.chat_models import (
     ChatWBInference,
     ListedModel,
     resolve_project,
-)
-from langchain_wandb_inference.errors import (
-    WBAuthenticationError,
-    WBBudgetExceededError,
-    WBCircuitOpenError,
-    WBConcurrencyLimitError,
-    WBConnectionError,
-    WBInvalidRequestError,
-    WBModelNotFoundError,
-    WBOverloadedError,
-    WBPermissionDeniedError,
-    WBQuotaExceededError,
-    WBServerError,
-    WBTimeoutError,
-    classify,
 )
 from langchain_wandb_inference.models import (
     Lifecycle,
@@ -118,17 +104,17 @@ class ExitCode(IntEnum):
 # status-and-message rules (a 429 can be quota or concurrency), so the CLI never
 # re-reads statuses.
 _EXIT_FOR_ERROR: tuple[tuple[tuple[type[BaseException], ...], ExitCode], ...] = (
-    ((WBAuthenticationError, WBPermissionDeniedError), ExitCode.AUTH),
-    ((WBQuotaExceededError, WBBudgetExceededError), ExitCode.QUOTA),
-    ((WBModelNotFoundError, WBInvalidRequestError), ExitCode.REQUEST),
+    ((errors.WBAuthenticationError, errors.WBPermissionDeniedError), ExitCode.AUTH),
+    ((errors.WBQuotaExceededError, errors.WBBudgetExceededError), ExitCode.QUOTA),
+    ((errors.WBModelNotFoundError, errors.WBInvalidRequestError), ExitCode.REQUEST),
     (
         (
-            WBConcurrencyLimitError,
-            WBServerError,
-            WBOverloadedError,
-            WBTimeoutError,
-            WBConnectionError,
-            WBCircuitOpenError,
+            errors.WBConcurrencyLimitError,
+            errors.WBServerError,
+            errors.WBOverloadedError,
+            errors.WBTimeoutError,
+            errors.WBConnectionError,
+            errors.WBCircuitOpenError,
         ),
         ExitCode.TRANSIENT,
     ),
@@ -241,7 +227,7 @@ def _target(args: argparse.Namespace) -> Iterator[Target]:
     emulator = Emulator(api_key=args.api_key) if args.api_key else Emulator()
     with emulator:
         _err(f"note: {EMULATOR_BANNER} ({emulator.base_url}).")
-        yield Target(emulator.api_key, "the emulator's fake key", emulator.base_url, args.timeout)
+        yield Target(emulator.api_key, "the emulator (fake)", emulator.base_url, args.timeout)
 
 
 def _config_message(exc: ValueError) -> str:
@@ -252,8 +238,8 @@ def _config_message(exc: ValueError) -> str:
     """
     if not isinstance(exc, pydantic.ValidationError):
         return str(exc)
-    errors = exc.errors(include_input=False, include_url=False, include_context=False)
-    return " ".join(str(e["msg"]).removeprefix("Value error, ") for e in errors)
+    problems = exc.errors(include_input=False, include_url=False, include_context=False)
+    return " ".join(str(e["msg"]).removeprefix("Value error, ") for e in problems)
 
 
 def _connect(
@@ -355,7 +341,7 @@ def model_rows(listed: Sequence[ListedModel]) -> list[ModelRow]:
 
 
 def _table(rows: Sequence[Sequence[str]]) -> str:
-    """Left-aligned columns two spaces apart, trailing spaces trimmed."""
+    """Render rows as left-aligned columns two spaces apart, trailing spaces trimmed."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
@@ -410,7 +396,7 @@ class Transcript:
         if not isinstance(text, str) or not text:
             return
         if section != self.section:
-            self._end_line()
+            self.end_line()
             if "reasoning" in (section, self.section):
                 _err(f"[{section}]")
             self.section = section
@@ -423,17 +409,17 @@ class Transcript:
     def _stream(section: str | None) -> TextIO:
         return sys.stdout if section == "answer" else sys.stderr
 
-    def _end_line(self) -> None:
+    def end_line(self) -> None:
+        """Finish the current line (also after a failure mid-stream, before the error)."""
         if self.section is not None:
             print(file=self._stream(self.section), flush=True)
 
-    def finish(self) -> None:
-        """End the last line, then note a missing or cut answer and print the usage line."""
-        self._end_line()
+    def summarize(self) -> None:
+        """Note a missing or cut answer, then print the usage line."""
         if not self.answered:
             _err("note: the model returned no answer text.")
         if self.finish_reason == "length":
-            _err("note: the answer was cut at the token limit (--max-tokens).")
+            _err('note: the answer stopped at the output token limit (finish_reason "length").')
         _err(usage_line(self.model, self.usage))
 
 
@@ -470,9 +456,12 @@ def cmd_chat(args: argparse.Namespace, target: Target) -> ExitCode:
     messages = _prompt_messages(args)
     parts: Iterable[AIMessage] = llm.stream(messages) if args.stream else [llm.invoke(messages)]
     transcript = Transcript(llm.model_name)
-    for part in parts:
-        transcript.show(part)
-    transcript.finish()
+    try:
+        for part in parts:
+            transcript.show(part)
+    finally:
+        transcript.end_line()
+    transcript.summarize()
     return ExitCode.OK
 
 
@@ -501,7 +490,7 @@ def _settings(args: argparse.Namespace, target: Target) -> tuple[str | None, str
     except ValueError as exc:
         raise CliError(str(exc), ExitCode.CONFIG) from exc
     shown = project or "none (W&B uses your default entity and the project 'inference')"
-    found = f"key from {target.key_source} (not shown); project {shown}"
+    found = f"key from {target.key_source}, not shown; project {shown}"
     return project, found
 
 
@@ -547,7 +536,7 @@ def _model_listed(model: str, listed: Sequence[ListedModel]) -> tuple[None, str]
         return None, "the service listed no models (it once did so by mistake); trying the call"
     if model not in served:
         raise CliError(_unlisted_message(model, served), ExitCode.REQUEST)
-    return None, f"listed; {_lifecycle_note(model_info(model))}"
+    return None, f"yes; {_lifecycle_note(model_info(model))}"
 
 
 def _one_token_call(llm: ChatWBInference) -> tuple[None, str]:
@@ -698,7 +687,7 @@ def exit_code_for(exc: BaseException) -> ExitCode | None:
 
 def _report(exc: BaseException, secret: str | None) -> ExitCode:
     """Print an error without the key; a traceback only for an unexpected one."""
-    mapped = classify(exc)
+    mapped = errors.classify(exc)
     code = exit_code_for(mapped)
     if code is not None:
         _err(_scrub(f"error: {mapped}", secret))

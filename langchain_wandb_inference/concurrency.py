@@ -197,7 +197,10 @@ class AdaptiveConcurrency:
             msg = f"max_concurrency must be >= 1 or None (got {self.max_concurrency})."
             raise ValueError(msg)
         if self.initial_limit < 1 or self.probe_every < 1:
-            msg = f"initial_limit and probe_every must be >= 1 (got {self.initial_limit}, {self.probe_every})."
+            msg = (
+                "initial_limit and probe_every must be >= 1 "
+                f"(got {self.initial_limit}, {self.probe_every})."
+            )
             raise ValueError(msg)
 
     def gate(self, call: Call) -> Gate:

@@ -208,8 +208,10 @@ def run(
         try:
             if isinstance(effect, Send):
                 reply = send(effect.call)
+            elif isinstance(effect, Notify):
+                notify(effect)
             else:
-                reply = notify(effect) if isinstance(effect, Notify) else effect.run()
+                reply = effect.run()
         except BaseException as exc:  # handed to the plan, which re-raises it
             error = exc
 
@@ -230,7 +232,9 @@ async def arun(
         try:
             if isinstance(effect, Send):
                 reply = await send(effect.call)
+            elif isinstance(effect, Notify):
+                await notify(effect)
             else:
-                reply = await (notify(effect) if isinstance(effect, Notify) else effect.arun())
+                reply = await effect.arun()
         except BaseException as exc:  # handed to the plan, which re-raises it
             error = exc

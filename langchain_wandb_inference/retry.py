@@ -50,7 +50,10 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
-            msg = f"RetryPolicy.max_attempts must be >= 1 (got {self.max_attempts}); use retry=None to disable retries."
+            msg = (
+                f"RetryPolicy.max_attempts must be >= 1 (got {self.max_attempts}); "
+                "use retry=None to disable retries."
+            )
             raise ValueError(msg)
         if self.initial_delay < 0 or self.max_delay < 0:
             msg = "RetryPolicy delays must be >= 0 seconds."

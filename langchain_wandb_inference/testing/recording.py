@@ -4,8 +4,9 @@ Cassettes must never hold what identifies or authorizes you.  On record, request
 lose ``Authorization``, ``OpenAI-Project``, cookies, user agent and the SDK's
 ``x-stainless-*`` fingerprint headers; responses lose ``Set-Cookie`` and request
 ids; and any key-like string left in a body is replaced.  Requests are matched on
-method, path and JSON body (tool-call ids renumbered) — not host — so a cassette recorded against the live service
-or the emulator (on whatever port) replays against either.
+method, path and JSON body (tool-call ids renumbered) — not host — so a
+cassette recorded against the live service or the emulator (on whatever port)
+replays against either.
 
 Every cassette opens with a ``provenance`` line saying where its answers came from:
 the live W&B service or this package's emulator.  Emulated answers are synthetic
@@ -115,7 +116,8 @@ class ProvenanceSerializer:
     def serialize(self, cassette_dict: dict[str, Any]) -> str:
         """Write ``provenance`` first so a reader sees it before any answer."""
         text: str = yamlserializer.serialize(cassette_dict)
-        return yamlserializer.serialize({"provenance": self.provenance}) + text
+        header: str = yamlserializer.serialize({"provenance": self.provenance})
+        return header + text
 
     @staticmethod
     def deserialize(cassette_string: str) -> dict[str, Any]:

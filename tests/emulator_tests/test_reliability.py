@@ -48,7 +48,12 @@ ROWS: dict[str, tuple[Callable[[], Fault], type[WBInferenceError], bool, str]] =
     "403 region": (Fault.region, WBPermissionDeniedError, False, "raise"),
     "403 gateway": (Fault.gateway_disabled, WBPermissionDeniedError, False, "raise"),
     "404": (Fault.not_found, WBModelNotFoundError, False, "at once"),
-    "422": (lambda: Fault.invalid("frequency_penalty", "unsupported"), WBInvalidRequestError, False, "raise"),
+    "422": (
+        lambda: Fault.invalid("frequency_penalty", "unsupported"),
+        WBInvalidRequestError,
+        False,
+        "raise",
+    ),
     "429 concurrency": (Fault.concurrency, WBConcurrencyLimitError, True, "after retries"),
     "429 quota": (Fault.quota_429, WBQuotaExceededError, False, "raise"),
     "429 personal": (Fault.personal_account, WBPermissionDeniedError, False, "raise"),
@@ -169,7 +174,7 @@ def test_fallback_keeps_tools_and_schema(emulator: Emulator) -> None:
     llm = make(emulator, fallback_models=[BACKUP])
     message = llm.bind_tools([get_weather]).invoke("Weather in Oslo?")
     assert message.tool_calls[0]["name"] == "get_weather"
-    backup_body = [r.body for r in emulator.requests if r.model == BACKUP][0]
+    backup_body = next(r.body for r in emulator.requests if r.model == BACKUP)
     assert backup_body is not None
     assert backup_body["tools"][0]["function"]["name"] == "get_weather"
 
@@ -182,7 +187,7 @@ def test_fallback_keeps_tools_and_schema(emulator: Emulator) -> None:
     emulator.always(PRIMARY, Fault.overloaded())
     result = llm.with_structured_output(City).invoke("Name a city")
     assert isinstance(result, City)
-    backup_body = [r.body for r in emulator.requests if r.model == BACKUP][0]
+    backup_body = next(r.body for r in emulator.requests if r.model == BACKUP)
     assert backup_body is not None
     assert backup_body["response_format"]["type"] == "json_schema"
 
@@ -197,8 +202,11 @@ def test_all_models_failing_carries_history(emulator: Emulator) -> None:
 
 
 def test_retired_model_hands_over(emulator: Emulator) -> None:
+    from langchain_wandb_inference import chat_models
+
     retired = "meta-llama/Llama-4-Scout-17B-16E-Instruct"  # emulator answers 404 like W&B
-    with pytest.warns(DeprecationWarning):
+    chat_models._warned_models.discard(retired)  # warned once per process
+    with pytest.warns(DeprecationWarning, match="Qwen3.5-35B-A3B"):
         llm = make(emulator, model=retired, fallback_models=[BACKUP])
     assert llm.invoke("hello").response_metadata["model_name"] == BACKUP
     assert emulator.count(retired) == 1
@@ -302,5 +310,57 @@ def test_retry_events_reach_callbacks(emulator: Emulator) -> None:
     emulator.always(PRIMARY, Fault.overloaded())
     make(emulator, fallback_models=[BACKUP]).invoke("hello", config={"callbacks": [events]})
     assert events.custom == [
-        ("wb_inference_fallback", {"from_model": PRIMARY, "to_model": BACKUP, "error": "WBOverloadedError"})
+        (
+            "wb_inference_fallback",
+            {"from_model": PRIMARY, "to_model": BACKUP, "error": "WBOverloadedError"},
+        )
     ]
+
+
+@pytest.mark.parametrize("asynchronous", [False, True])
+def test_json_schema_refused_retries_once_with_function_calling(
+    emulator: Emulator, asynchronous: bool, caplog: pytest.LogCaptureFixture
+) -> None:
+    from pydantic import BaseModel
+
+    class City(BaseModel):
+        name: str
+        population: int
+
+    emulator.script(
+        PRIMARY, Fault.invalid("response_format", "json_schema is not supported by this model")
+    )
+    structured = make(emulator).with_structured_output(City)
+    prompt = "Name a city and its population"
+    result = asyncio.run(structured.ainvoke(prompt)) if asynchronous else structured.invoke(prompt)
+    assert isinstance(result, City)
+    first, second = (r.body or {} for r in emulator.requests)
+    assert first["response_format"]["type"] == "json_schema"
+    assert "response_format" not in second
+    assert second["tool_choice"]["function"]["name"] == "City"
+    assert emulator.count(PRIMARY) == 2
+    assert any("retrying once with function calling" in r.getMessage() for r in caplog.records)
+
+
+def test_other_invalid_requests_are_not_retried_as_function_calls(emulator: Emulator) -> None:
+    from pydantic import BaseModel
+
+    class City(BaseModel):
+        name: str
+
+    emulator.always(PRIMARY, Fault.invalid("temperature", "must be between 0 and 2"))
+    with pytest.raises(WBInvalidRequestError):
+        make(emulator).with_structured_output(City).invoke("Name a city")
+    assert emulator.count(PRIMARY) == 1
+
+
+def test_async_calls_survive_new_event_loops(emulator: Emulator) -> None:
+    """asyncio.run twice with one model: langchain-openai's shared client breaks here."""
+    llm = make(emulator)
+    for _ in range(3):
+        assert asyncio.run(llm.ainvoke("hello")).content
+        assert asyncio.run(collect_astream(llm))
+
+
+async def collect_astream(llm: ChatWBInference) -> str:
+    return "".join([chunk.text async for chunk in llm.astream("hello")])

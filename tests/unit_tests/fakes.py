@@ -44,7 +44,10 @@ def sse(chunks: list[dict[str, Any]]) -> bytes:
 
 
 def stream_chunks(
-    words: list[str], *, reasoning: list[str] = (), model: str = "m"  # type: ignore[assignment]
+    words: list[str],
+    *,
+    reasoning: list[str] = (),
+    model: str = "m",  # type: ignore[assignment]
 ) -> list[dict[str, Any]]:
     """Chunks of a streamed answer: reasoning deltas, content deltas, finish, usage."""
     base = {"id": "chatcmpl-s", "object": "chat.completion.chunk", "created": 1, "model": model}
@@ -59,7 +62,11 @@ def stream_chunks(
         {
             **base,
             "choices": [],
-            "usage": {"prompt_tokens": 4, "completion_tokens": len(words), "total_tokens": 4 + len(words)},
+            "usage": {
+                "prompt_tokens": 4,
+                "completion_tokens": len(words),
+                "total_tokens": 4 + len(words),
+            },
         }
     )
     return chunks

@@ -53,4 +53,9 @@ def test_scanner_finds_key_like_strings(text: str) -> None:
 
 
 def test_scanner_ignores_ordinary_ids() -> None:
-    assert find_secrets('{"id": "chatcmpl-229ac4e3b86d14372ed14dc0", "tool": "call_93a3b5620f8ea7e49e55ca23"}') == []
+    assert (
+        find_secrets(
+            '{"id": "chatcmpl-229ac4e3b86d14372ed14dc0", "tool": "call_93a3b5620f8ea7e49e55ca23"}'
+        )
+        == []
+    )

@@ -47,7 +47,11 @@ class TestChatWBInferenceStandard(ChatModelUnitTests):
                 "WANDB_PROJECT": "proj",
             },
             {"model": MODEL},
-            {"openai_api_key": "env-key", "openai_api_base": "http://wb.example/v1", "project": "team/proj"},
+            {
+                "openai_api_key": "env-key",
+                "openai_api_base": "http://wb.example/v1",
+                "project": "team/proj",
+            },
         )
 
     @property
@@ -72,7 +76,9 @@ class TestChatWBInferenceStandard(ChatModelUnitTests):
 
 def test_serdes_round_trip_allowlisted(snapshot: SnapshotAssertion) -> None:
     """The standard serdes checks, with this class allow-listed for ``load``."""
-    model = ChatWBInference(model=MODEL, api_key="unit-test-key", temperature=0, max_tokens=100, max_retries=2)
+    model = ChatWBInference(
+        model=MODEL, api_key="unit-test-key", temperature=0, max_tokens=100, max_retries=2
+    )
     with mock.patch.dict(os.environ, {"WANDB_API_KEY": "unit-test-key"}):
         assert dumpd(model) == snapshot(name="serialized")
         restored = load(
@@ -217,7 +223,12 @@ def test_serialized_model_holds_no_key_project_or_headers() -> None:
     assert "secret-team" not in text
     assert "hdr-value" not in text
     assert dumpd(llm)["kwargs"]["openai_api_key"]["id"] == ["WANDB_API_KEY"]
-    restored = load(dumpd(llm), secrets_map={"WANDB_API_KEY": "wb-test-key"}, valid_namespaces=["langchain_wandb_inference"], allowed_objects=[ChatWBInference])
+    restored = load(
+        dumpd(llm),
+        secrets_map={"WANDB_API_KEY": "wb-test-key"},
+        valid_namespaces=["langchain_wandb_inference"],
+        allowed_objects=[ChatWBInference],
+    )
     assert isinstance(restored, ChatWBInference)
     assert restored.model_name == MODEL
 
@@ -265,7 +276,9 @@ async def test_async_request_headers(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_request_body_carries_wandb_fields() -> None:
     fake = FakeWB([json_response(completion())])
-    llm = make(fake, enable_thinking=False, cache_salt="salt-1", reasoning_effort="high", temperature=0.2)
+    llm = make(
+        fake, enable_thinking=False, cache_salt="salt-1", reasoning_effort="high", temperature=0.2
+    )
     llm.invoke("hi")
     body = fake.body()
     assert body["model"] == MODEL
@@ -328,7 +341,11 @@ def test_tool_loop_message_shapes() -> None:
     fake = FakeWB([json_response(completion())])
     tool_call = {"name": "get_weather", "args": {"city": "Paris"}, "id": "call_1"}
     make(fake).invoke(
-        [HumanMessage("w?"), AIMessage("", tool_calls=[tool_call]), ToolMessage("sunny", tool_call_id="call_1")]
+        [
+            HumanMessage("w?"),
+            AIMessage("", tool_calls=[tool_call]),
+            ToolMessage("sunny", tool_call_id="call_1"),
+        ]
     )
     messages = fake.body()["messages"]
     assert messages[1]["tool_calls"][0]["function"]["name"] == "get_weather"

@@ -34,7 +34,9 @@ def status_error(status: int, message: str, **headers: str) -> openai.APIStatusE
     body = {"error": {"code": status, "message": message}}
     response = httpx.Response(status, json=body, headers=headers, request=REQUEST)
     client = openai.OpenAI(api_key="x", base_url=URL)
-    return client._make_status_error(f"Error code: {status} - {body}", body=body["error"], response=response)
+    return client._make_status_error(
+        f"Error code: {status} - {body}", body=body["error"], response=response
+    )
 
 
 def invalid_422(param: str) -> openai.APIStatusError:
@@ -50,13 +52,21 @@ ROWS: dict[str, tuple[Callable[[], BaseException], bool, str]] = {
     "401 invalid auth": (lambda: status_error(401, "Invalid Authentication"), False, "raise"),
     "401 auth failed": (lambda: status_error(401, "Authentication failed"), False, "raise"),
     "402 quota": (lambda: status_error(402, QUOTA), False, "raise"),
-    "403 region": (lambda: status_error(403, "Country, region, or territory not supported"), False, "raise"),
+    "403 region": (
+        lambda: status_error(403, "Country, region, or territory not supported"),
+        False,
+        "raise",
+    ),
     "403 gateway": (
         lambda: status_error(403, "The inference gateway is not enabled for your organization"),
         False,
         "raise",
     ),
-    "404 not found": (lambda: status_error(404, "The model `x/y` does not exist"), False, "at once"),
+    "404 not found": (
+        lambda: status_error(404, "The model `x/y` does not exist"),
+        False,
+        "at once",
+    ),
     "422 invalid": (lambda: invalid_422("frequency_penalty"), False, "raise"),
     "429 concurrency": (
         lambda: status_error(429, "Concurrency limit reached for requests"),
@@ -136,7 +146,7 @@ def test_error_table_retry_behaviour(row: str) -> None:
 
 @pytest.mark.parametrize("row", sorted(ROWS))
 def test_error_table_fallback_behaviour(row: str) -> None:
-    make_error, retried, fallback = ROWS[row]
+    make_error, _, fallback = ROWS[row]
     driver = Driver({"primary": [make_error], "backup": ["answer"]})
     policies: list[Policy] = [FallbackPolicy(("backup",)), FAST]
     if fallback == "raise":
@@ -160,14 +170,18 @@ def test_transient_then_success_costs_one_request_each() -> None:
 
 
 def test_retry_after_header_wins() -> None:
-    busy = lambda: status_error(429, "Concurrency limit reached for requests", **{"retry-after": "7"})  # noqa: E731
+    def busy() -> BaseException:
+        return status_error(429, "Concurrency limit reached for requests", **{"retry-after": "7"})
+
     driver = Driver({"primary": [busy, "ok"]})
     driver.run([FAST])
     assert driver.sleeps == [7.0]
 
 
 def test_retry_after_ms_header() -> None:
-    busy = lambda: status_error(503, "The engine is currently overloaded", **{"retry-after-ms": "250"})  # noqa: E731
+    def busy() -> BaseException:
+        return status_error(503, "The engine is currently overloaded", **{"retry-after-ms": "250"})
+
     driver = Driver({"primary": [busy, "ok"]})
     driver.run([FAST])
     assert driver.sleeps == [0.25]
@@ -180,7 +194,7 @@ def test_full_jitter_stays_under_the_exponential_bound() -> None:
         driver.run([policy])
     bounds = [1.0, 2.0, 4.0, 5.0, 5.0]
     assert len(driver.sleeps) == 5
-    assert all(0 <= s <= b for s, b in zip(driver.sleeps, bounds))
+    assert all(0 <= s <= b for s, b in zip(driver.sleeps, bounds, strict=True))
 
 
 def test_deadline_stops_retrying_before_the_wait() -> None:
