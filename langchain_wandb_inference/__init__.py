@@ -33,6 +33,11 @@ from langchain_wandb_inference.models import (
     model_info,
 )
 from langchain_wandb_inference.retry import RetryPolicy
+from langchain_wandb_inference.usage import (
+    ModelUsage,
+    WBInferenceCallbackHandler,
+    get_wb_inference_callback,
+)
 
 __all__ = [
     "Budget",
@@ -41,6 +46,7 @@ __all__ = [
     "Lifecycle",
     "ListedModel",
     "ModelInfo",
+    "ModelUsage",
     "ReasoningMode",
     "RetryPolicy",
     "WBAuthenticationError",
@@ -49,6 +55,7 @@ __all__ = [
     "WBConcurrencyLimitError",
     "WBConnectionError",
     "WBContextOverflowError",
+    "WBInferenceCallbackHandler",
     "WBInferenceError",
     "WBInvalidRequestError",
     "WBModel",
@@ -60,5 +67,6 @@ __all__ = [
     "WBTimeoutError",
     "WBUnprocessableEntityError",
     "__version__",
+    "get_wb_inference_callback",
     "model_info",
 ]

@@ -221,7 +221,8 @@ class ChatWBInference(BaseChatOpenAI):
     send_reasoning_back: bool | None = None
     """Send earlier turns' reasoning back in later requests (``None``: catalog default)."""
 
-    model_config = ConfigDict(populate_by_name=True)
+    # hide_input_in_errors: a validation error must never echo the api_key it was given.
+    model_config = ConfigDict(populate_by_name=True, hide_input_in_errors=True)
 
     # -- configuration --------------------------------------------------------------
 
@@ -740,6 +741,23 @@ def _mapped(chunks: Iterator[ChatGenerationChunk], call: Call) -> Iterator[ChatG
         raise mapped from exc
 
 
+def _custom_event(run_manager: Any, event: Notify) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    """Arguments of LangChain's ``on_custom_event`` dispatch for a pipeline event."""
+    args = (
+        run_manager.handlers,
+        "on_custom_event",
+        "ignore_custom_event",
+        f"wb_inference_{event.name}",
+        dict(event.data),
+    )
+    kwargs = {
+        "run_id": run_manager.run_id,
+        "tags": run_manager.tags,
+        "metadata": run_manager.metadata,
+    }
+    return args, kwargs
+
+
 def _notifier(run_manager: CallbackManagerForLLMRun | None) -> Any:
     """Forward pipeline events to LangChain callbacks (``on_retry``, custom events)."""
 
@@ -748,17 +766,9 @@ def _notifier(run_manager: CallbackManagerForLLMRun | None) -> Any:
             return
         if event.name == "retry":
             run_manager.on_retry(event.data["retry_state"])
-            return
-        handle_event(
-            run_manager.handlers,
-            "on_custom_event",
-            "ignore_custom_event",
-            f"wb_inference_{event.name}",
-            dict(event.data),
-            run_id=run_manager.run_id,
-            tags=run_manager.tags,
-            metadata=run_manager.metadata,
-        )
+        else:
+            args, kwargs = _custom_event(run_manager, event)
+            handle_event(*args, **kwargs)
 
     return notify
 
@@ -771,16 +781,8 @@ def _async_notifier(run_manager: AsyncCallbackManagerForLLMRun | None) -> Any:
             return
         if event.name == "retry":
             await run_manager.on_retry(event.data["retry_state"])
-            return
-        await ahandle_event(
-            run_manager.handlers,
-            "on_custom_event",
-            "ignore_custom_event",
-            f"wb_inference_{event.name}",
-            dict(event.data),
-            run_id=run_manager.run_id,
-            tags=run_manager.tags,
-            metadata=run_manager.metadata,
-        )
+        else:
+            args, kwargs = _custom_event(run_manager, event)
+            await ahandle_event(*args, **kwargs)
 
     return notify

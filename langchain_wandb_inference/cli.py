@@ -84,6 +84,13 @@ NO_KEY_MESSAGE = (
     "commands without an account, add --emulator."
 )
 CHECK_PROMPT = "Reply with OK."
+DESCRIPTION = f"""\
+W&B Inference from the command line: list models, send one prompt, check a setup.
+
+The key comes from WANDB_API_KEY (create one at {KEYS_URL});
+the project from --project or WANDB_ENTITY/WANDB_PROJECT. Results go to stdout;
+reasoning, the usage line, notes and errors go to stderr. Try it without an
+account: --emulator."""
 
 
 class ExitCode(IntEnum):
@@ -149,8 +156,12 @@ def _marks() -> tuple[str, str]:
 
 
 def _scrub(text: str, secret: str | None) -> str:
-    """Remove the API key from text about to be printed (a second line of defence)."""
-    return text.replace(secret, "***") if secret else text
+    """Remove the API key from text about to be printed (a second line of defence).
+
+    Keys shorter than 8 characters are left alone, as the typed errors do: such a
+    "key" is no W&B key, and replacing it would garble words ("wrong" -> "***").
+    """
+    return text.replace(secret, "***") if secret and len(secret) >= 8 else text
 
 
 # --------------------------------------------------------------------------------------
@@ -193,7 +204,7 @@ def _given_key(args: argparse.Namespace) -> tuple[str | None, str]:
 
 
 def _base_url(args: argparse.Namespace) -> str | None:
-    """``--base-url`` or ``WANDB_INFERENCE_BASE_URL`` (``None``: W&B's), checked for shape.
+    """Return ``--base-url`` or ``WANDB_INFERENCE_BASE_URL`` (``None``: W&B's), checked.
 
     Why check here: a typo such as a missing scheme would otherwise surface as a
     "connection failed" after retries (exit 7) instead of a configuration error.
@@ -602,11 +613,13 @@ def _add_global_options(parser: argparse.ArgumentParser, *, on_command: bool) ->
     group.add_argument(
         "--base-url",
         default=default(None),
+        metavar="URL",
         help=f"API base URL (default: WANDB_INFERENCE_BASE_URL, else {DEFAULT_BASE_URL})",
     )
     group.add_argument(
         "--api-key",
         default=default(None),
+        metavar="KEY",
         help="W&B API key; discouraged (shell history, process list): prefer WANDB_API_KEY",
     )
     group.add_argument(
@@ -640,7 +653,7 @@ def build_parser(prog: str = "wb-inference") -> argparse.ArgumentParser:
     """Build the argument parser for every command."""
     parser = argparse.ArgumentParser(
         prog=prog,
-        description="W&B Inference from the command line: models, one chat call, setup check.",
+        description=DESCRIPTION,
         epilog=_exit_codes_help(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -648,7 +661,13 @@ def build_parser(prog: str = "wb-inference") -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, run: Callable[..., ExitCode], text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(name, help=text, description=text)
+        sub = commands.add_parser(
+            name,
+            help=text,
+            description=text,
+            epilog=_exit_codes_help(),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         _add_global_options(sub, on_command=True)
         _add_project(sub)
         sub.set_defaults(run=run)
@@ -661,8 +680,8 @@ def build_parser(prog: str = "wb-inference") -> argparse.ArgumentParser:
     chat.add_argument("prompt", help='the user message ("-" reads it from stdin)')
     _add_model(chat)
     chat.add_argument("--stream", action="store_true", help="print the answer as it arrives")
-    chat.add_argument("--system", help="a system message sent before the prompt")
-    chat.add_argument("--max-tokens", type=_positive(int), help="cap on output tokens")
+    chat.add_argument("--system", metavar="TEXT", help="a system message sent before the prompt")
+    chat.add_argument("--max-tokens", type=_positive(int), metavar="N", help="cap on output tokens")
     chat.add_argument(
         "--enable-thinking",
         action=argparse.BooleanOptionalAction,

@@ -25,7 +25,8 @@ never mistaken for a rate limit).
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol, TypeVar
@@ -184,12 +185,31 @@ def compose(policies: Sequence[Policy]) -> Step:
     return step
 
 
-def _advance(plan: Plan[T], reply: Any, error: BaseException | None) -> tuple[bool, Any]:
-    """Resume the plan with the last effect's reply or error: (finished, value or effect)."""
-    try:
-        return False, (plan.throw(error) if error is not None else plan.send(reply))
-    except StopIteration as done:
-        return True, done.value
+class _Stepper:
+    """Resumes a plan with the last effect's reply, or throws the effect's error into it."""
+
+    def __init__(self, plan: Plan[Any]) -> None:
+        self.plan = plan
+        self.reply: Any = None
+        self.error: BaseException | None = None
+        self.value: Any = None
+
+    def advance(self) -> Any:
+        """The plan's next effect, or ``None`` once it returned (its value is ``value``)."""
+        reply, error, self.reply, self.error = self.reply, self.error, None, None
+        try:
+            return self.plan.throw(error) if error is not None else self.plan.send(reply)
+        except StopIteration as done:
+            self.value = done.value
+            return None
+
+    @contextmanager
+    def capture(self) -> Iterator[None]:
+        """Hand whatever the effect raises back to the plan (which re-raises it)."""
+        try:
+            yield
+        except BaseException as exc:
+            self.error = exc
 
 
 def run(
@@ -198,22 +218,16 @@ def run(
     notify: Callable[[Notify], None],
 ) -> T:
     """Drive a plan with blocking effects (invoke, stream, batch)."""
-    reply: Any = None
-    error: BaseException | None = None
-    while True:
-        finished, effect = _advance(plan, reply, error)
-        if finished:
-            return effect  # type: ignore[no-any-return]
-        reply, error = None, None
-        try:
+    stepper = _Stepper(plan)
+    while (effect := stepper.advance()) is not None:
+        with stepper.capture():
             if isinstance(effect, Send):
-                reply = send(effect.call)
+                stepper.reply = send(effect.call)
             elif isinstance(effect, Notify):
                 notify(effect)
             else:
-                reply = effect.run()
-        except BaseException as exc:  # handed to the plan, which re-raises it
-            error = exc
+                stepper.reply = effect.run()
+    return stepper.value  # type: ignore[no-any-return]
 
 
 async def arun(
@@ -222,19 +236,13 @@ async def arun(
     notify: Callable[[Notify], Awaitable[None]],
 ) -> T:
     """Drive the same plan without blocking the event loop (ainvoke, astream, abatch)."""
-    reply: Any = None
-    error: BaseException | None = None
-    while True:
-        finished, effect = _advance(plan, reply, error)
-        if finished:
-            return effect  # type: ignore[no-any-return]
-        reply, error = None, None
-        try:
+    stepper = _Stepper(plan)
+    while (effect := stepper.advance()) is not None:
+        with stepper.capture():
             if isinstance(effect, Send):
-                reply = await send(effect.call)
+                stepper.reply = await send(effect.call)
             elif isinstance(effect, Notify):
                 await notify(effect)
             else:
-                reply = await effect.arun()
-        except BaseException as exc:  # handed to the plan, which re-raises it
-            error = exc
+                stepper.reply = await effect.arun()
+    return stepper.value  # type: ignore[no-any-return]

@@ -421,3 +421,11 @@ def test_structured_output_json_schema_request() -> None:
     result = make(fake).with_structured_output(Answer).invoke("q")
     assert result == Answer(value=3)
     assert fake.body()["response_format"]["type"] == "json_schema"
+
+
+@pytest.mark.parametrize("bad", [{"project": "bad"}, {"temperature": "hot"}, {"cache_salt": ""}])
+def test_configuration_errors_never_echo_the_key(bad: dict[str, Any]) -> None:
+    with pytest.raises(ValueError) as info:
+        ChatWBInference(model=MODEL, api_key="SECRETKEY-0123456789", **bad)
+    assert "SECRETKEY" not in str(info.value)
+    assert "SECRETKEY" not in repr(info.value)
