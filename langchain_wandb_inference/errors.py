@@ -71,7 +71,7 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol, cast
+from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
 import openai
 from langchain_core.exceptions import (
@@ -86,6 +86,7 @@ from langchain_core.exceptions import (
     ModelRateLimitError,
     ModelTimeoutError,
 )
+from typing_extensions import NotRequired, TypedDict, Unpack
 
 from langchain_wandb_inference.models import model_info, suggest_model_id
 
@@ -143,6 +144,22 @@ class _ResponseLike(Protocol):
 
     @property
     def headers(self) -> Any: ...
+
+
+class _StatusContext(TypedDict):
+    """The keywords of :class:`_WBStatusError`, passed on by the subclasses with extras."""
+
+    response: _ResponseLike
+    body: object | None
+    model: NotRequired[str | None]
+    server_message: NotRequired[str | None]
+
+
+class _RequestContext(TypedDict, total=False):
+    """The keywords :class:`WBTimeoutError` takes besides its positional ``request``."""
+
+    model: str | None
+    message: str | None
 
 
 # --------------------------------------------------------------------------------------
@@ -221,10 +238,13 @@ class WBInferenceError(ModelError):
                 self.request_id = _request_id(response)
 
 
-class WBAuthenticationError(openai.AuthenticationError, WBInferenceError, ModelAuthenticationError):
-    """401: the API key is missing, wrong, expired or revoked, or the team/project is wrong.
+class _WBStatusError(openai.APIStatusError, WBInferenceError):
+    """The constructor every HTTP-status error shares (first among their bases).
 
-    Never retried.  Check ``WANDB_API_KEY`` and the team/project you send.
+    Keeps no secret: the message, body, server message and response are copies with
+    every credential the request carried redacted (see :func:`_sanitize`).  Hands them
+    to the ``openai`` parent next in the MRO (an ``openai.APIStatusError``), then
+    records ``model``, ``server_message``, ``request_id`` and ``retry_after``.
     """
 
     def __init__(
@@ -241,7 +261,16 @@ class WBAuthenticationError(openai.AuthenticationError, WBInferenceError, ModelA
         self._set_context(model=model, response=safe.response, server_message=safe.server_message)
 
 
-class WBQuotaExceededError(openai.APIStatusError, WBInferenceError):
+class WBAuthenticationError(
+    _WBStatusError, openai.AuthenticationError, WBInferenceError, ModelAuthenticationError
+):
+    """401: the API key is missing, wrong, expired or revoked, or the team/project is wrong.
+
+    Never retried.  Check ``WANDB_API_KEY`` and the team/project you send.
+    """
+
+
+class WBQuotaExceededError(_WBStatusError, openai.APIStatusError, WBInferenceError):
     """402 (or, before October 2025, 429): credits used up or the monthly spend cap reached.
 
     Deliberately *not* an ``openai.RateLimitError`` nor a ``ModelRateLimitError``: it is
@@ -250,22 +279,9 @@ class WBQuotaExceededError(openai.APIStatusError, WBInferenceError):
 
     is_retryable = False
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        response: _ResponseLike,
-        body: object | None,
-        model: str | None = None,
-        server_message: str | None = None,
-    ) -> None:
-        safe = _sanitize(response, body, message, server_message)
-        super().__init__(safe.message, response=safe.response, body=safe.body)
-        self._set_context(model=model, response=safe.response, server_message=safe.server_message)
-
 
 class WBPermissionDeniedError(
-    openai.PermissionDeniedError, WBInferenceError, ModelPermissionDeniedError
+    _WBStatusError, openai.PermissionDeniedError, WBInferenceError, ModelPermissionDeniedError
 ):
     """403 (or the 2025 personal-account 429): the service refuses this caller.
 
@@ -280,19 +296,16 @@ class WBPermissionDeniedError(
         self,
         message: str,
         *,
-        response: _ResponseLike,
-        body: object | None,
-        model: str | None = None,
-        server_message: str | None = None,
         reason: PermissionReason = "unknown",
+        **context: Unpack[_StatusContext],
     ) -> None:
-        safe = _sanitize(response, body, message, server_message)
-        super().__init__(safe.message, response=safe.response, body=safe.body)
-        self._set_context(model=model, response=safe.response, server_message=safe.server_message)
+        super().__init__(message, **context)
         self.reason = reason
 
 
-class WBModelNotFoundError(openai.NotFoundError, WBInferenceError, ModelNotFoundError):
+class WBModelNotFoundError(
+    _WBStatusError, openai.NotFoundError, WBInferenceError, ModelNotFoundError
+):
     """404: unknown or case-mismatched model ID, retired model, or wrong base URL.
 
     ``replacement`` is the catalog's suggested successor of a retired or deprecated
@@ -307,21 +320,18 @@ class WBModelNotFoundError(openai.NotFoundError, WBInferenceError, ModelNotFound
         self,
         message: str,
         *,
-        response: _ResponseLike,
-        body: object | None,
-        model: str | None = None,
-        server_message: str | None = None,
         replacement: str | None = None,
         suggestion: str | None = None,
+        **context: Unpack[_StatusContext],
     ) -> None:
-        safe = _sanitize(response, body, message, server_message)
-        super().__init__(safe.message, response=safe.response, body=safe.body)
-        self._set_context(model=model, response=safe.response, server_message=safe.server_message)
+        super().__init__(message, **context)
         self.replacement = replacement
         self.suggestion = suggestion
 
 
-class WBInvalidRequestError(openai.BadRequestError, WBInferenceError, ModelInvalidRequestError):
+class WBInvalidRequestError(
+    _WBStatusError, openai.BadRequestError, WBInferenceError, ModelInvalidRequestError
+):
     """400, 413 or 422: the service rejected the request itself.  Never retried.
 
     ``detail`` is the body's ``detail`` (a string, or FastAPI's list of
@@ -336,17 +346,13 @@ class WBInvalidRequestError(openai.BadRequestError, WBInferenceError, ModelInval
         self,
         message: str,
         *,
-        response: _ResponseLike,
-        body: object | None,
-        model: str | None = None,
-        server_message: str | None = None,
         detail: object = None,
         param: str | None = None,
+        **context: Unpack[_StatusContext],
     ) -> None:
-        safe = _sanitize(response, body, message, server_message)
-        super().__init__(safe.message, response=safe.response, body=safe.body)
-        self._set_context(model=model, response=safe.response, server_message=safe.server_message)
-        self.detail = _scrub(detail, safe.secrets)
+        super().__init__(message, **context)
+        # Scrubbed of the same secrets as the body (those the original request carried).
+        self.detail = _scrub(detail, _secrets_in(_response_request(context["response"])))
         if param is not None:
             self.param = param
 
@@ -369,107 +375,75 @@ class WBContextOverflowError(WBInvalidRequestError, ContextOverflowError):
     """
 
 
-class WBConcurrencyLimitError(openai.RateLimitError, WBInferenceError, ModelRateLimitError):
+class WBConcurrencyLimitError(
+    _WBStatusError, openai.RateLimitError, WBInferenceError, ModelRateLimitError
+):
     """429 concurrency limit: too many requests in flight for the project/user and model.
 
     Retryable (exponential backoff); lower ``max_concurrency`` if it persists.
     """
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        response: _ResponseLike,
-        body: object | None,
-        model: str | None = None,
-        server_message: str | None = None,
-    ) -> None:
-        safe = _sanitize(response, body, message, server_message)
-        super().__init__(safe.message, response=safe.response, body=safe.body)
-        self._set_context(model=model, response=safe.response, server_message=safe.server_message)
 
-
-class WBServerError(openai.InternalServerError, WBInferenceError, ModelAPIError):
+class WBServerError(_WBStatusError, openai.InternalServerError, WBInferenceError, ModelAPIError):
     """500 or another 5xx (503 excepted): an internal error, usually transient.  Retryable."""
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        response: _ResponseLike,
-        body: object | None,
-        model: str | None = None,
-        server_message: str | None = None,
-    ) -> None:
-        safe = _sanitize(response, body, message, server_message)
-        super().__init__(safe.message, response=safe.response, body=safe.body)
-        self._set_context(model=model, response=safe.response, server_message=safe.server_message)
 
-
-class WBOverloadedError(openai.InternalServerError, WBInferenceError, ModelAPIError):
+class WBOverloadedError(
+    _WBStatusError, openai.InternalServerError, WBInferenceError, ModelAPIError
+):
     """503: the engine is overloaded.  Retryable; a fallback model may serve at once."""
 
+
+class _WBRequestError(openai.APIConnectionError, WBInferenceError):
+    """The constructor the errors without a response share (first among their bases).
+
+    Keeps no secret: the request is a copy with its credential headers redacted, and
+    ``message`` is scrubbed of them.  Without ``message``, :meth:`_default_message`.
+    """
+
     def __init__(
         self,
-        message: str,
         *,
-        response: _ResponseLike,
-        body: object | None,
+        request: _RequestLike,
         model: str | None = None,
-        server_message: str | None = None,
+        message: str | None = None,
     ) -> None:
-        safe = _sanitize(response, body, message, server_message)
-        super().__init__(safe.message, response=safe.response, body=safe.body)
-        self._set_context(model=model, response=safe.response, server_message=safe.server_message)
+        secrets = _secrets_in(request)
+        safe_request = _redact_request(request)
+        text = (
+            _scrub_text(message, secrets)
+            if message is not None
+            else self._default_message(safe_request, model)
+        )
+        # Not super(): APITimeoutError.__init__ would hard-code "Request timed out.".
+        openai.APIConnectionError.__init__(self, message=text, request=safe_request)
+        self._set_context(model=model)
+
+    def _default_message(self, request: Any, model: str | None) -> str:
+        return _connection_message(request, model, cause=None)
 
 
-class WBTimeoutError(openai.APITimeoutError, WBInferenceError, ModelTimeoutError):
+class WBTimeoutError(_WBRequestError, openai.APITimeoutError, WBInferenceError, ModelTimeoutError):
     """No answer within the timeout.  Retryable.
 
     ``message`` defaults to an explanation built from the request and model.
     """
 
-    def __init__(
-        self,
-        request: _RequestLike,
-        *,
-        model: str | None = None,
-        message: str | None = None,
-    ) -> None:
-        secrets = _secrets_in(request)
-        safe_request = _redact_request(request)
-        text = (
-            _scrub_text(message, secrets)
-            if message is not None
-            else _timeout_message(safe_request, model)
-        )
-        # Skip APITimeoutError.__init__, which hard-codes "Request timed out.".
-        openai.APIConnectionError.__init__(self, message=text, request=cast(Any, safe_request))
-        self._set_context(model=model)
+    def __init__(self, request: _RequestLike, **context: Unpack[_RequestContext]) -> None:
+        super().__init__(request=request, **context)
+
+    def _default_message(self, request: Any, model: str | None) -> str:
+        return _timeout_message(request, model)
 
 
-class WBConnectionError(openai.APIConnectionError, WBInferenceError, ModelConnectionError):
+class WBConnectionError(
+    _WBRequestError, openai.APIConnectionError, WBInferenceError, ModelConnectionError
+):
     """No answer at all (DNS, refused or reset connection, proxy, TLS).  Retryable.
 
-    ``message`` defaults to an explanation built from the request and model.
+    ``message`` (keyword-only, like ``request``) defaults to an explanation built from
+    the request and model.
     """
-
-    def __init__(
-        self,
-        *,
-        request: _RequestLike,
-        model: str | None = None,
-        message: str | None = None,
-    ) -> None:
-        secrets = _secrets_in(request)
-        safe_request = _redact_request(request)
-        text = (
-            _scrub_text(message, secrets)
-            if message is not None
-            else _connection_message(safe_request, model, cause=None)
-        )
-        super().__init__(message=text, request=cast(Any, safe_request))
-        self._set_context(model=model)
 
 
 class WBCircuitOpenError(WBInferenceError):

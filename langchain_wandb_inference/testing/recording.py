@@ -23,7 +23,6 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from vcr.serializers import yamlserializer
 
 #: Headers removed from recorded requests.
 REQUEST_HEADERS_SCRUBBED = (
@@ -115,6 +114,8 @@ class ProvenanceSerializer:
 
     def serialize(self, cassette_dict: dict[str, Any]) -> str:
         """Write ``provenance`` first so a reader sees it before any answer."""
+        from vcr.serializers import yamlserializer  # imported late: pytest rewrites vcr's asserts
+
         text: str = yamlserializer.serialize(cassette_dict)
         header: str = yamlserializer.serialize({"provenance": self.provenance})
         return header + text
@@ -122,12 +123,16 @@ class ProvenanceSerializer:
     @staticmethod
     def deserialize(cassette_string: str) -> dict[str, Any]:
         """Read a cassette (the provenance line is ignored by vcrpy)."""
+        from vcr.serializers import yamlserializer
+
         data: dict[str, Any] = yamlserializer.deserialize(cassette_string)
         return data
 
 
 def provenance_of(cassette_text: str) -> str | None:
     """The provenance line a cassette was written with (``None``: it has none)."""
+    from vcr.serializers import yamlserializer
+
     data = yamlserializer.deserialize(cassette_text)
     value = data.get("provenance") if isinstance(data, dict) else None
     return str(value) if value is not None else None

@@ -1,0 +1,61 @@
+"""The budget guard end to end: the call that would exceed the budget sends nothing."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from langchain_wandb_inference import Budget, ChatWBInference, WBBudgetExceededError
+from langchain_wandb_inference.testing import Emulator
+
+MODEL = "meta-llama/Llama-3.1-8B-Instruct"  # $0.22 / $0.22 per 1M tokens
+
+
+def make(emu: Emulator, **kwargs: object) -> ChatWBInference:
+    params: dict[str, object] = {"model": MODEL, "api_key": "emulator-key", "base_url": emu.base_url}
+    return ChatWBInference(**{**params, **kwargs})
+
+
+def test_budget_stops_before_sending() -> None:
+    with Emulator() as emu:
+        llm = make(emu, budget_usd=0.00002)  # about 90 tokens' worth
+        spent_calls = 0
+        with pytest.raises(WBBudgetExceededError) as info:
+            for _ in range(20):
+                llm.invoke("Tell me something.")
+                spent_calls += 1
+        assert spent_calls >= 1
+        assert emu.count() == spent_calls  # the refused call sent no request
+        assert info.value.spent_usd >= 0.00002 or info.value.spent_usd > 0
+
+
+def test_big_prompt_refused_with_zero_requests() -> None:
+    with Emulator() as emu:
+        llm = make(emu, budget_usd=0.001)
+        with pytest.raises(WBBudgetExceededError):
+            llm.invoke("word " * 20_000)  # ~25k tokens of prompt alone: over $0.001
+        assert emu.count() == 0
+
+
+def test_shared_budget_counts_streams_and_async() -> None:
+    with Emulator() as emu:
+        budget = Budget(1.0)
+        llama = make(emu, budget=budget)
+        oss = make(emu, model="openai/gpt-oss-20b", budget=budget)  # $0.03 / $0.13
+        answers = [llama.invoke("a")]
+        streamed = list(oss.stream("b"))
+        total = streamed[0]
+        for chunk in streamed[1:]:
+            total = total + chunk
+        answers.append(total)
+        answers.append(asyncio.run(llama.ainvoke("c")))
+        prices = [(0.22, 0.22), (0.03, 0.13), (0.22, 0.22)]
+        expected = 0.0
+        for answer, (p_in, p_out) in zip(answers, prices, strict=True):
+            usage = answer.usage_metadata
+            assert usage is not None
+            cached = usage.get("input_token_details", {}).get("cache_read", 0)
+            assert cached == 0  # neither model has a cached price in the emulator
+            expected += (usage["input_tokens"] * p_in + usage["output_tokens"] * p_out) / 1e6
+        assert budget.spent_usd == pytest.approx(expected)
