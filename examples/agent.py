@@ -20,7 +20,7 @@ import argparse
 
 from _target import connect
 from langchain.agents import create_agent
-from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_core.tools import tool
 
 from langchain_wandb_inference import WBModel, get_wb_inference_callback, model_info
@@ -65,8 +65,8 @@ def main(argv: list[str] | None = None) -> int:
             system_prompt="You answer questions about W&B Inference models. Use the tools.",
         )
         print(f"Model: {args.model}\nQuestion: {args.question}\n")
-        inputs = {"messages": [{"role": "user", "content": args.question}]}
-        for update in agent.stream(inputs, stream_mode="updates"):
+        updates = agent.stream({"messages": [HumanMessage(args.question)]}, stream_mode="updates")
+        for update in updates:
             for step in update.values():
                 for message in (step or {}).get("messages", []):
                     if isinstance(message, ToolMessage):

@@ -122,9 +122,9 @@ def main(argv: list[str] | None = None) -> int:
     table = markdown(scores)
     print(f"\n{len(QA)} questions, asked one at a time.\n\n{table}")
     if not target.live:
-        print("Note: the emulator answers every model ID with the same backend: this shows")
-        print("the workflow, not the models.", end=" ")
-        print("" if target.language_model else "Synthetic answers: accuracy means nothing.")
+        synthetic = "" if target.language_model else " Synthetic answers: accuracy means nothing."
+        print("Note: the emulator answers every model ID with the same backend, so this shows")
+        print(f"the workflow, not the models.{synthetic}")
     args.markdown.write_text(table, encoding="utf-8")
     chart(scores, target.description, args.out)
     print(f"Wrote {args.markdown} and {args.out}")

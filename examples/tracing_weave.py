@@ -9,7 +9,8 @@ Weave sends traces to W&B's servers; the ``weave`` package has no local trace st
 So without ``WANDB_API_KEY`` this example does not call ``weave.init``: it says that
 tracing is skipped and runs the same ``@weave.op`` function untraced (an op works
 as a plain function until ``weave.init``), against the local emulator.  Nothing in
-the output pretends a trace was recorded.
+the output pretends a trace was recorded.  (Once initialised, Weave also reports its
+own errors to Sentry; ``WANDB_ERROR_REPORTING=false`` opts out.)
 
 Needs the examples extra (``pip install 'langchain-wandb-inference[examples]'``).
 Run it (from the repository root)::

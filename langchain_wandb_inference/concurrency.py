@@ -24,7 +24,9 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import httpx
@@ -75,13 +77,18 @@ class Gate:
         limit = int(self.limit) if self.cap is None else min(int(self.limit), self.cap)
         return max(1, limit)
 
-    def _enter_or_queue(self, loop: asyncio.AbstractEventLoop | None) -> _Waiter | None:
+    def _enter_or_queue(
+        self, loop: asyncio.AbstractEventLoop | None, front: bool
+    ) -> _Waiter | None:
         with self._lock:
-            if not self._waiters and self.in_flight < self.capacity():
+            if (front or not self._waiters) and self.in_flight < self.capacity():
                 self.in_flight += 1
                 return None
             waiter = _Waiter(loop)
-            self._waiters.append(waiter)
+            if front:
+                self._waiters.appendleft(waiter)
+            else:
+                self._waiters.append(waiter)
             return waiter
 
     def _abandon(self, waiter: _Waiter) -> None:
@@ -92,17 +99,21 @@ class Gate:
                 return
         self.release(congested=False, succeeded=False)
 
-    def acquire(self, timeout: float | None) -> bool:
-        """Block until a slot is ours; ``False`` if ``timeout`` passed first."""
-        waiter = self._enter_or_queue(None)
+    def acquire(self, timeout: float | None, *, front: bool = False) -> bool:
+        """Block until a slot is ours; ``False`` if ``timeout`` passed first.
+
+        ``front`` puts the caller at the head of the queue (a request sent back after
+        a 429 has already waited its turn once).
+        """
+        waiter = self._enter_or_queue(None, front)
         if waiter is None or waiter.event.wait(timeout):
             return True
         self._abandon(waiter)
         return False
 
-    async def aacquire(self, timeout: float | None) -> bool:
+    async def aacquire(self, timeout: float | None, *, front: bool = False) -> bool:
         """Await a slot without blocking the loop; ``False`` if ``timeout`` passed first."""
-        waiter = self._enter_or_queue(asyncio.get_running_loop())
+        waiter = self._enter_or_queue(asyncio.get_running_loop(), front)
         if waiter is None:
             return True
         assert waiter.future is not None
@@ -116,8 +127,11 @@ class Gate:
             raise
         return True
 
-    def release(self, *, congested: bool, succeeded: bool) -> None:
-        """Give a slot back, adapt the limit, and hand freed slots to waiters."""
+    def release(self, *, congested: bool, succeeded: bool) -> int:
+        """Give a slot back, adapt the limit, and hand freed slots to waiters.
+
+        Returns how many of this process's requests were still in flight.
+        """
         with self._lock:
             self.in_flight -= 1
             if congested:
@@ -131,8 +145,10 @@ class Gate:
                 waiter = self._waiters.popleft()
                 waiter.granted = True
                 granted.append(waiter)
+            others = self.in_flight - len(granted)
         for waiter in granted:
             waiter.wake()
+        return others
 
     def _grow(self) -> None:
         if self.slow_start:
@@ -143,6 +159,14 @@ class Gate:
             self.limit += 1
             self._streak = 0
 
+
+def _release_after_answer(gate: Gate, _model: str, _usage: Mapping[str, Any] | None) -> None:
+    """Finalizer: the answer was consumed, so its slot is free and it counts as a success."""
+    gate.release(congested=False, succeeded=True)
+
+
+REQUEUES = 3
+"""How often one request may go back to the queue after a 429 before it counts as a failure."""
 
 _registry_lock = threading.Lock()
 _gates: dict[tuple[str, str | None, str], Gate] = {}
@@ -161,15 +185,16 @@ class Acquire:
     gate: Gate
     timeout: float | None
     url: str
+    front: bool = False
 
     def run(self) -> None:
         """Block the thread until a slot is free."""
-        if not self.gate.acquire(self.timeout):
+        if not self.gate.acquire(self.timeout, front=self.front):
             raise self._timed_out()
 
     async def arun(self) -> None:
         """Await a slot."""
-        if not await self.gate.aacquire(self.timeout):
+        if not await self.gate.aacquire(self.timeout, front=self.front):
             raise self._timed_out()
 
     def _timed_out(self) -> WBTimeoutError:
@@ -214,16 +239,29 @@ class AdaptiveConcurrency:
         return gate
 
     def handle(self, call: Call, proceed: Step) -> Plan[Any]:
-        """Hold a slot for the request; feed the outcome back into the limit."""
+        """Hold a slot for the request; feed the outcome back into the limit.
+
+        A concurrency 429 while other requests of this process are in flight means the
+        service is full of *our* requests: the request goes back to the head of the
+        queue and is sent when one of them finishes — that wait is the backoff, so it
+        costs no retry attempt.  Alone (someone else holds the capacity), or after
+        ``REQUEUES`` such returns, the 429 goes up to the retry policy.
+        """
         gate = self.gate(call)
-        yield Acquire(gate, call.remaining(), call.base_url.rstrip("/") + "/chat/completions")
-        try:
-            result = yield from proceed(call)
-        except WBConcurrencyLimitError:
-            gate.release(congested=True, succeeded=False)
-            raise
-        except BaseException:
-            gate.release(congested=False, succeeded=False)
-            raise
-        call.on_finish(lambda _model, _usage: gate.release(congested=False, succeeded=True))
-        return result
+        url = call.base_url.rstrip("/") + "/chat/completions"
+        requeues = 0
+        while True:
+            yield Acquire(gate, call.remaining(), url, front=requeues > 0)
+            try:
+                result = yield from proceed(call)
+            except WBConcurrencyLimitError:
+                others = gate.release(congested=True, succeeded=False)
+                if not others or requeues >= REQUEUES:
+                    raise
+                requeues += 1
+                continue
+            except BaseException:
+                gate.release(congested=False, succeeded=False)
+                raise
+            call.on_finish(partial(_release_after_answer, gate))
+            return result

@@ -16,7 +16,6 @@ import os
 import re
 import subprocess
 import sys
-import types
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
@@ -87,9 +86,9 @@ def run(name: str, capsys: pytest.CaptureFixture[str], *argv: str) -> str:
     return capsys.readouterr().out
 
 
-def env_without_key(**extra: str) -> dict[str, str]:
+def env_without_key() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WANDB_", "OPENAI_"))}
-    return {**env, "WB_EXAMPLES_BACKEND": "synthetic", **extra}
+    return {**env, "WB_EXAMPLES_BACKEND": "synthetic"}
 
 
 # --- quickstart --------------------------------------------------------------------------
@@ -98,12 +97,18 @@ def env_without_key(**extra: str) -> dict[str, str]:
 def test_quickstart_chain_tool_step_and_cost(capsys: pytest.CaptureFixture[str]) -> None:
     out = run("quickstart", capsys)
     assert SYNTHETIC_BANNER in out
-    assert 'Chain answer: [emulator] Synthetic answer to a 2-message chat. Last user message: "What is W&B Inference?"' in out
+    assert (
+        'Chain answer: [emulator] Synthetic answer to a 2-message chat. Last user message: "What is W&B Inference?"'
+        in out
+    )
     assert "Tool call: get_weather({'city': 'Tokyo'})" in out
     assert "Tool result: Tokyo: sunny, 22 °C" in out
     # The model's final answer quotes the tool result: the ToolMessage reached it.
     assert "Final answer: [emulator] The tool get_weather returned: Tokyo: sunny, 22 °C" in out
-    usage = re.search(r"Usage: 3 requests, (\d+) prompt \+ (\d+) completion tokens; estimated cost \$(\d+\.\d{6})", out)
+    usage = re.search(
+        r"Usage: 3 requests, (\d+) prompt \+ (\d+) completion tokens; estimated cost \$(\d+\.\d{6})",
+        out,
+    )
     assert usage, out
     prompt, completion, cost = int(usage[1]), int(usage[2]), float(usage[3])
     assert prompt > 0 and completion > 0
@@ -172,7 +177,8 @@ class _FakeLocalBackend(SyntheticBackend):
 def test_connect_prefers_the_local_model_when_installed(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    fake = types.ModuleType("local_model")
+    monkeypatch.setattr(_FakeLocalBackend, "closed", False)
+    fake = ModuleType("local_model")
     fake.LocalModelBackend = _FakeLocalBackend  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "langchain_wandb_inference.testing.local_model", fake)
     monkeypatch.delenv("WB_EXAMPLES_BACKEND")
@@ -180,7 +186,10 @@ def test_connect_prefers_the_local_model_when_installed(
         assert target.language_model and not target.live
         assert target.chat().invoke("hi").text.startswith("[emulator]")
     assert _FakeLocalBackend.closed
-    assert "local emulator with SmolLM2-135M (a tiny real model; weak tool calling)" in capsys.readouterr().out
+    assert (
+        "local emulator with SmolLM2-135M (a tiny real model; weak tool calling)"
+        in capsys.readouterr().out
+    )
 
 
 def test_connect_falls_back_to_synthetic_without_the_local_model(
@@ -199,16 +208,26 @@ def test_connect_falls_back_to_synthetic_without_the_local_model(
 def test_agent_calls_a_tool_and_answers(capsys: pytest.CaptureFixture[str]) -> None:
     out = run("agent", capsys)
     assert SYNTHETIC_BANNER in out
-    assert "model calls cost_usd({'model_id': 'openai/gpt-oss-120b', 'input_tokens': 2000, 'output_tokens': 500})" in out
+    assert (
+        "model calls cost_usd({'model_id': 'openai/gpt-oss-120b', 'input_tokens': 2000, 'output_tokens': 500})"
+        in out
+    )
     assert "tool cost_usd -> $0.000145 (at $0.03 in / $0.17 out per 1M tokens)" in out
     assert "Final answer: [emulator] The tool cost_usd returned: $0.000145" in out
-    assert re.search(r"openai/gpt-oss-120b: 2 requests, \d+ input \(0 cached\), \d+ output, \$0\.0000", out)
+    assert re.search(
+        r"openai/gpt-oss-120b: 2 requests, \d+ input \(0 cached\), \d+ output, \$0\.0000", out
+    )
 
 
 def test_agent_tools() -> None:
     agent = load("agent")
-    assert agent.cost_usd.invoke({"model_id": "x/unknown", "input_tokens": 1, "output_tokens": 1}) == "No known price for 'x/unknown'."
-    assert "context 131072 tokens, reasoning always" in agent.model_facts.invoke({"model_id": "openai/gpt-oss-120b"})
+    assert (
+        agent.cost_usd.invoke({"model_id": "x/unknown", "input_tokens": 1, "output_tokens": 1})
+        == "No known price for 'x/unknown'."
+    )
+    assert "context 131072 tokens, reasoning always" in agent.model_facts.invoke(
+        {"model_id": "openai/gpt-oss-120b"}
+    )
 
 
 # --- tracing with Weave ----------------------------------------------------------------------
@@ -220,8 +239,34 @@ def test_tracing_without_a_key_runs_the_op_untraced(capsys: pytest.CaptureFixtur
     out = run("tracing_weave", capsys)
     assert SYNTHETIC_BANNER in out
     assert "Weave tracing skipped: Weave logs traces to W&B's servers" in out
-    assert '[emulator] Synthetic answer to a 2-message chat. Last user message: "Tell me a joke."' in out
+    assert (
+        '[emulator] Synthetic answer to a 2-message chat. Last user message: "Tell me a joke."'
+        in out
+    )
     assert weave.get_client() is None  # nothing was initialised, nothing will upload
+
+
+def test_tracing_with_a_key_initialises_weave_for_the_project(
+    live_emulator: Emulator, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import weave
+
+    calls: list[str] = []
+
+    class FakeClient:
+        def flush(self) -> None:
+            calls.append("flush")
+
+    def init(project: str) -> FakeClient:
+        calls.append(f"init {project}")
+        return FakeClient()
+
+    monkeypatch.setattr(weave, "init", init)
+    monkeypatch.setattr(weave, "finish", lambda: calls.append("finish"))
+    out = run("tracing_weave", capsys)
+    assert calls == ["init team/proj", "flush", "finish"]
+    assert "Tracing skipped" not in out
+    assert len(live_emulator.requests) == 1
 
 
 _AUDITED_RUN = """
@@ -241,7 +286,7 @@ runpy.run_path(script, run_name="__main__")
 """
 
 
-def test_tracing_with_a_key_calls_weave_init(live_emulator: Emulator) -> None:
+def test_tracing_with_a_key_runs_offline_when_weave_is_disabled(live_emulator: Emulator) -> None:
     # weave.init with WEAVE_DISABLED runs the keyed path without W&B's trace servers;
     # WANDB_ERROR_REPORTING=false stops Weave's Sentry client, which init would start.
     env = {**os.environ, "WEAVE_DISABLED": "true", "WANDB_ERROR_REPORTING": "false"}
@@ -255,7 +300,10 @@ def test_tracing_with_a_key_calls_weave_init(live_emulator: Emulator) -> None:
     assert proc.returncode == 0, proc.stderr
     assert "Backend: live W&B Inference (project: team/proj)" in proc.stdout
     assert "Tracing skipped" not in proc.stdout
-    assert '[emulator] Synthetic answer to a 2-message chat. Last user message: "Tell me a joke."' in proc.stdout
+    assert (
+        '[emulator] Synthetic answer to a 2-message chat. Last user message: "Tell me a joke."'
+        in proc.stdout
+    )
     hosts = re.search(r"HOSTS \[(.*)\]", proc.stderr)
     assert hosts and set(re.findall(r"'([^']*)'", hosts[1])) <= LOOPBACK, proc.stderr
 
@@ -282,7 +330,16 @@ def test_compare_models_table_and_chart(
 
 def test_compare_models_scoring() -> None:
     compare = load("compare_models")
-    answers = ["42", "Paris.", "The symbol is Au", "365", "mars", "Pacific Ocean", "Shakespeare, I think", "100 °C"]
+    answers = [
+        "42",
+        "Paris.",
+        "The symbol is Au",
+        "365",
+        "mars",
+        "Pacific Ocean",
+        "Shakespeare, I think",
+        "100 °C",
+    ]
 
     class FakeTarget:
         def chat(self, model: str) -> FakeListChatModel:
@@ -303,7 +360,10 @@ def test_compare_models_scoring() -> None:
 def test_structured_output(capsys: pytest.CaptureFixture[str]) -> None:
     out = run("structured_output", capsys)
     assert SYNTHETIC_BANNER in out
-    assert "Parsed: MovieReview(title='Spirited Away', year=2001, rating=9, verdict='a masterpiece of hand-drawn animation')" in out
+    assert (
+        "Parsed: MovieReview(title='Spirited Away', year=2001, rating=9, verdict='a masterpiece of hand-drawn animation')"
+        in out
+    )
 
 
 def test_structured_output_returns_the_schema() -> None:
@@ -327,7 +387,9 @@ def test_lora_on_the_emulator(capsys: pytest.CaptureFixture[str]) -> None:
     out = run("lora", capsys)
     assert "Adapter: wandb-artifact:///my-team/my-project/my-lora:latest (placeholder)" in out
     assert "Answer: [emulator] Synthetic answer" in out
-    assert "NOT INCLUDED, no known price: wandb-artifact:///my-team/my-project/my-lora:latest" in out
+    assert (
+        "NOT INCLUDED, no known price: wandb-artifact:///my-team/my-project/my-lora:latest" in out
+    )
 
 
 def test_lora_live_without_an_adapter_sends_nothing(
@@ -344,7 +406,9 @@ def test_lora_live_with_an_adapter(
     monkeypatch.setenv("WANDB_LORA_ARTIFACT", "team/proj/support-bot:v3")
     out = run("lora", capsys)
     assert "Adapter: wandb-artifact:///team/proj/support-bot:v3\n" in out
-    assert [r.model for r in live_emulator.requests] == ["wandb-artifact:///team/proj/support-bot:v3"]
+    assert [r.model for r in live_emulator.requests] == [
+        "wandb-artifact:///team/proj/support-bot:v3"
+    ]
 
 
 def test_lora_rejects_a_malformed_artifact(capsys: pytest.CaptureFixture[str]) -> None:

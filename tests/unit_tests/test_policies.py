@@ -17,7 +17,7 @@ import httpx
 import openai
 import pytest
 
-from langchain_wandb_inference import errors
+from langchain_wandb_inference import concurrency, errors
 from langchain_wandb_inference.budget import Budget
 from langchain_wandb_inference.circuit_breaker import CircuitBreaker
 from langchain_wandb_inference.concurrency import AdaptiveConcurrency, Gate
@@ -439,7 +439,8 @@ def test_limiter_timeout_is_a_wb_timeout() -> None:
     assert driver.sends == []
 
 
-def test_concurrency_429_lowers_the_limit() -> None:
+def test_concurrency_429_lowers_the_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(concurrency, "REQUEUES", 0)  # the three others here never finish
     limiter = AdaptiveConcurrency()
     call = Call(model="m", base_url=URL)
     gate = limiter.gate(call)
@@ -448,3 +449,25 @@ def test_concurrency_429_lowers_the_limit() -> None:
     with pytest.raises(errors.WBConcurrencyLimitError):
         driver.run([limiter], model="m")
     assert gate.capacity() == 3
+
+
+def test_429_among_our_own_requests_waits_for_a_slot_not_a_backoff() -> None:
+    limiter = AdaptiveConcurrency()
+    call = Call(model="m", base_url=URL)
+    gate = limiter.gate(call)
+    gate.limit = 3.0
+    assert gate.acquire(0) and gate.acquire(0)  # two of ours already in flight
+    busy = lambda: status_error(429, "Concurrency limit reached for requests")  # noqa: E731
+    driver = Driver({"m": [busy, "answer"]})
+    threading.Timer(0.05, gate.release, kwargs={"congested": False, "succeeded": True}).start()
+    assert driver.run([FAST, limiter], model="m") == "answer"
+    assert driver.sends == ["m", "m"]
+    assert driver.sleeps == []  # no backoff: waiting for our own slot was the backoff
+    assert gate.capacity() == 2  # the limit dropped to what the service carried
+
+
+def test_429_with_nothing_else_in_flight_goes_to_the_retry_policy() -> None:
+    busy = lambda: status_error(429, "Concurrency limit reached for requests")  # noqa: E731
+    driver = Driver({"m": [busy, "answer"]})
+    assert driver.run([FAST, AdaptiveConcurrency()], model="m") == "answer"
+    assert driver.sleeps == [1.0]
