@@ -125,6 +125,58 @@ def _rough_tokens(messages: Sequence[BaseMessage]) -> int:
     return sum(len(str(m.content)) for m in messages) // 4
 
 
+def _refuse_responses_api_options(values: Mapping[str, Any]) -> None:
+    """Fail loudly on options that would route to ``/v1/responses`` (absent on W&B)."""
+    for name in _RESPONSES_ONLY:
+        if values.get(name) not in (None, False):
+            msg = (
+                f"{name}= selects OpenAI's Responses API, which W&B Inference does not "
+                "serve (it has Chat Completions only). Remove it; for reasoning models "
+                "use reasoning_effort= or enable_thinking=."
+            )
+            raise ValueError(msg)
+    if values.get("output_version") == "responses/v1":
+        msg = 'output_version="responses/v1" needs the Responses API, which W&B does not serve.'
+        raise ValueError(msg)
+
+
+def _resolve_connection(values: dict[str, Any]) -> None:
+    """Key, base URL, project and async HTTP client, from W&B's settings only."""
+    key = values.get("api_key", values.get("openai_api_key")) or os.environ.get("WANDB_API_KEY")
+    if not key:
+        msg = (
+            "No W&B API key: set the WANDB_API_KEY environment variable or pass "
+            f"api_key= to ChatWBInference. Create a key at {KEYS_URL}."
+        )
+        raise ValueError(msg)
+    values["api_key"] = key
+    values.pop("openai_api_key", None)
+    base_url = values.pop("openai_api_base", None) or values.get("base_url")
+    values["base_url"] = base_url or os.environ.get("WANDB_INFERENCE_BASE_URL") or DEFAULT_BASE_URL
+    values["project"] = resolve_project(values.get("project"))
+    timeout = values.get("timeout", values.get("request_timeout", DEFAULT_TIMEOUT))
+    custom = any(values.get(n) for n in ("http_async_client", "async_client", "openai_proxy"))
+    if not custom and isinstance(timeout, int | float | None) and not proxies_configured():
+        values["http_async_client"] = shared_async_client(values["base_url"], timeout)
+
+
+def _resolve_policies(values: dict[str, Any]) -> None:
+    """Policies from their serialized settings; ``max_retries`` becomes our retry policy.
+
+    The SDK's own retries are always off, so exactly one layer retries.
+    """
+    for name, policy_type in _POLICY_FIELDS.items():
+        if isinstance(values.get(name), dict):  # as written by to_json
+            values[name] = policy_type(**values[name])
+    max_retries = values.pop("max_retries", None)
+    if max_retries is not None and "retry" not in values:
+        values["retry"] = RetryPolicy(max_attempts=max_retries + 1) if max_retries else None
+    values["max_retries"] = 0
+    if values.get("budget_usd") is not None and values.get("budget") is not None:
+        msg = "Pass either budget_usd= (this model's own) or budget= (shared), not both."
+        raise ValueError(msg)
+
+
 class ChatWBInference(BaseChatOpenAI):
     r"""W&B Inference (CoreWeave Serverless Inference) chat model.
 
@@ -237,52 +289,11 @@ class ChatWBInference(BaseChatOpenAI):
         if not isinstance(values, dict):
             return values
         values = dict(values)
-        for name in _RESPONSES_ONLY:
-            if values.get(name) not in (None, False):
-                msg = (
-                    f"{name}= selects OpenAI's Responses API, which W&B Inference does not "
-                    "serve (it has Chat Completions only). Remove it; for reasoning models "
-                    "use reasoning_effort= or enable_thinking=."
-                )
-                raise ValueError(msg)
-        if values.get("output_version") == "responses/v1":
-            msg = 'output_version="responses/v1" needs the Responses API, which W&B does not serve.'
-            raise ValueError(msg)
-        key = values.get("api_key", values.get("openai_api_key")) or os.environ.get("WANDB_API_KEY")
-        if not key:
-            msg = (
-                "No W&B API key: set the WANDB_API_KEY environment variable or pass "
-                f"api_key= to ChatWBInference. Create a key at {KEYS_URL}."
-            )
-            raise ValueError(msg)
-        values["api_key"] = key
-        values.pop("openai_api_key", None)
-        base_url = values.pop("openai_api_base", None) or values.get("base_url")
-        values["base_url"] = (
-            base_url or os.environ.get("WANDB_INFERENCE_BASE_URL") or DEFAULT_BASE_URL
-        )
-        values["project"] = resolve_project(values.get("project"))
-        timeout = values.get("timeout", values.get("request_timeout", DEFAULT_TIMEOUT))
-        if (
-            not any(
-                values.get(name) for name in ("http_async_client", "async_client", "openai_proxy")
-            )
-            and isinstance(timeout, int | float | None)
-            and not proxies_configured()
-        ):
-            values["http_async_client"] = shared_async_client(values["base_url"], timeout)
+        _refuse_responses_api_options(values)
+        _resolve_connection(values)
+        _resolve_policies(values)
         if isinstance(values.get("model"), WBModel):
             values["model"] = values["model"].value
-        for name, policy_type in _POLICY_FIELDS.items():
-            if isinstance(values.get(name), dict):  # as written by to_json
-                values[name] = policy_type(**values[name])
-        max_retries = values.pop("max_retries", None)
-        if max_retries is not None and "retry" not in values:
-            values["retry"] = RetryPolicy(max_attempts=max_retries + 1) if max_retries else None
-        values["max_retries"] = 0  # exactly one layer retries: ours
-        if values.get("budget_usd") is not None and values.get("budget") is not None:
-            msg = "Pass either budget_usd= (this model's own) or budget= (shared), not both."
-            raise ValueError(msg)
         if values.get("cache_salt") == "":
             msg = "cache_salt must be a non-empty string (or None)."
             raise ValueError(msg)
