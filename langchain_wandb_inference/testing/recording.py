@@ -23,7 +23,6 @@ import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
-
 #: Headers removed from recorded requests.
 REQUEST_HEADERS_SCRUBBED = (
     "authorization",

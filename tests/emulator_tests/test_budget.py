@@ -13,7 +13,11 @@ MODEL = "meta-llama/Llama-3.1-8B-Instruct"  # $0.22 / $0.22 per 1M tokens
 
 
 def make(emu: Emulator, **kwargs: object) -> ChatWBInference:
-    params: dict[str, object] = {"model": MODEL, "api_key": "emulator-key", "base_url": emu.base_url}
+    params: dict[str, object] = {
+        "model": MODEL,
+        "api_key": "emulator-key",
+        "base_url": emu.base_url,
+    }
     return ChatWBInference(**{**params, **kwargs})
 
 

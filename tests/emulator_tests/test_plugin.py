@@ -52,7 +52,9 @@ def user_suite(pytester: pytest.Pytester) -> pytest.Pytester:
     return pytester
 
 
-def test_record_then_replay_offline(user_suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_record_then_replay_offline(
+    user_suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
     with Emulator(api_key=FAKE_KEY) as emu:
         monkeypatch.setenv("FAKE_KEY", FAKE_KEY)
         monkeypatch.setenv("TARGET_URL", emu.base_url)
@@ -72,12 +74,16 @@ def test_record_then_replay_offline(user_suite: pytest.Pytester, monkeypatch: py
 
     monkeypatch.delenv("FAKE_KEY")
     monkeypatch.delenv("TARGET_URL")
-    replayed = user_suite.runpytest_subprocess("-p", "no:cacheprovider", "--disable-socket", "--allow-unix-socket")
+    replayed = user_suite.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--disable-socket", "--allow-unix-socket"
+    )
     replayed.assert_outcomes(passed=1)
 
 
 def test_replay_without_cassette_fails_rather_than_calling_out(user_suite: pytest.Pytester) -> None:
-    result = user_suite.runpytest_subprocess("-p", "no:cacheprovider", "--disable-socket", "--allow-unix-socket")
+    result = user_suite.runpytest_subprocess(
+        "-p", "no:cacheprovider", "--disable-socket", "--allow-unix-socket"
+    )
     result.assert_outcomes(failed=1)
 
 
