@@ -358,7 +358,10 @@ class Emulator:
         except _Invalid as invalid:
             return 422, _http(422, invalid.body.encode())
         reasoning = _reasons(profile.reasoning, x.body)
-        completion = self.backend.complete(ChatRequest(model, x.body, reasoning))
+        try:
+            completion = self.backend.complete(ChatRequest(model, x.body, reasoning))
+        except Exception as failure:  # a backend's refusal, presented as W&B's gateway would
+            return _backend_failure(failure)
         usage = self._usage(x.body, completion, profile, x.slot)
         cut = fault.after_chunks if fault is not None and fault.kind == "stream_cut" else None
         if cut is not None:
@@ -518,6 +521,23 @@ _SSE_HEAD = (
     b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
     b"Cache-Control: no-cache\r\nTransfer-Encoding: chunked\r\n\r\n"
 )
+
+
+def _backend_failure(failure: Exception) -> tuple[int, bytes]:
+    """A backend's failure in W&B's error shape, as the real gateway would present it.
+
+    A 400 (a prompt over the context, say) keeps its text; anything else is W&B's 500.
+    """
+    status = getattr(failure, "status", 500)
+    if status == 400 and "exceed_context_size" in json.dumps(getattr(failure, "body", "")):
+        message = f"This model's maximum context length was exceeded: {failure}"
+    elif status == 400:
+        message = str(failure)
+    else:
+        status, message = 500, "The server had an error while processing your request"
+    return status, _http(
+        status, json.dumps({"error": {"code": status, "message": message}}).encode()
+    )
 
 
 def _sse(event: str) -> bytes:

@@ -364,3 +364,32 @@ def test_async_calls_survive_new_event_loops(emulator: Emulator) -> None:
 
 async def collect_astream(llm: ChatWBInference) -> str:
     return "".join([chunk.text async for chunk in llm.astream("hello")])
+
+
+class _FailingBackend:
+    """A backend that refuses: as llama.cpp does for a prompt over its context, or crashes."""
+
+    def __init__(self, status: int, body: dict[str, Any]) -> None:
+        self.status, self.body = status, body
+
+    def complete(self, request: Any) -> Any:
+        error = RuntimeError("backend refused")
+        error.status, error.body = self.status, self.body  # type: ignore[attr-defined]
+        raise error
+
+
+def test_backend_context_overflow_is_a_typed_400() -> None:
+    from langchain_wandb_inference import WBContextOverflowError
+
+    backend = _FailingBackend(400, {"type": "exceed_context_size_error"})
+    with Emulator(backend=backend) as emu:
+        with pytest.raises(WBContextOverflowError):
+            make(emu).invoke("a very long prompt")
+        assert emu.count() == 1
+
+
+def test_backend_crash_is_a_retried_500() -> None:
+    with Emulator(backend=_FailingBackend(500, {})) as emu:
+        with pytest.raises(WBServerError):
+            make(emu).invoke("hello")
+        assert emu.count() == 3
