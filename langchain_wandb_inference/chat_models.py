@@ -403,12 +403,18 @@ class ChatWBInference(BaseChatOpenAI):
         if body:
             payload["extra_body"] = body
         if self._sends_reasoning_back(payload.get("model", self.model_name)):
-            messages = self._convert_input(input_).to_messages()
-            for message, wire in zip(messages, payload["messages"], strict=True):
-                reasoning = message.additional_kwargs.get("reasoning_content")
-                if isinstance(message, AIMessage) and reasoning:
-                    wire["reasoning"] = reasoning
+            self._send_reasoning_history(input_, payload["messages"])
         return payload
+
+    def _send_reasoning_history(self, input_: LanguageModelInput, wire: list[Any]) -> None:
+        """Put each earlier AI turn's reasoning back on its wire message (tool loops)."""
+        messages = self._convert_input(input_).to_messages()
+        if len(messages) != len(wire):  # not one wire message per message: leave as is
+            return
+        for message, sent in zip(messages, wire, strict=True):
+            reasoning = message.additional_kwargs.get("reasoning_content")
+            if isinstance(message, AIMessage) and reasoning:
+                sent["reasoning"] = reasoning
 
     def _sends_reasoning_back(self, model: str) -> bool:
         if self.send_reasoning_back is not None:
