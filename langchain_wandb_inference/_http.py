@@ -4,7 +4,7 @@ langchain-openai shares one async HTTP client per base URL across the process.  
 keep-alive connections belong to the event loop that opened them, so the next
 ``asyncio.run(llm.ainvoke(...))`` (a new loop) trips over them with "Event loop is
 closed" — every other call fails.  Here the shared client keeps one connection pool
-*per running event loop*; pools of finished loops are dropped with the loop.
+*per running event loop*; the pools of closed loops are dropped at the next request.
 """
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import threading
 import urllib.request
-import weakref
 from functools import lru_cache
 from typing import Any
 
@@ -26,12 +25,13 @@ class LoopLocalTransport(httpx2.AsyncBaseTransport):
     def __init__(self, **transport_kwargs: Any) -> None:
         self._kwargs = transport_kwargs
         self._lock = threading.Lock()
-        self._pools: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, httpx2.AsyncHTTPTransport]
-        self._pools = weakref.WeakKeyDictionary()
+        self._pools: dict[asyncio.AbstractEventLoop, httpx2.AsyncHTTPTransport] = {}
 
     def _for_running_loop(self) -> httpx2.AsyncHTTPTransport:
         loop = asyncio.get_running_loop()
         with self._lock:
+            for finished in [other for other in self._pools if other.is_closed()]:
+                del self._pools[finished]  # its connections died with their loop
             transport = self._pools.get(loop)
             if transport is None:
                 transport = self._pools[loop] = httpx2.AsyncHTTPTransport(**self._kwargs)

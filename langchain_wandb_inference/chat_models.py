@@ -8,9 +8,9 @@ import os
 import threading
 import time
 import warnings
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import Any, Literal, NoReturn
 
 import openai
 from langchain_core.callbacks import (
@@ -34,7 +34,7 @@ from langchain_wandb_inference._version import __version__
 from langchain_wandb_inference.budget import Budget
 from langchain_wandb_inference.circuit_breaker import CircuitBreaker
 from langchain_wandb_inference.concurrency import AdaptiveConcurrency
-from langchain_wandb_inference.errors import classify
+from langchain_wandb_inference.errors import DEFAULT_BASE_URL, KEYS_URL, classify
 from langchain_wandb_inference.fallback import FallbackPolicy
 from langchain_wandb_inference.models import (
     Lifecycle,
@@ -48,10 +48,8 @@ from langchain_wandb_inference.retry import RetryPolicy
 
 logger = logging.getLogger("langchain_wandb_inference")
 
-DEFAULT_BASE_URL = "https://api.inference.wandb.ai/v1"
 DEFAULT_MODEL = WBModel.LLAMA_3_1_8B_INSTRUCT.value
 DEFAULT_TIMEOUT = 60.0
-KEYS_URL = "https://wandb.ai/authorize"
 
 # Options that only exist on OpenAI's Responses API, which W&B does not serve.
 _RESPONSES_ONLY = (
@@ -244,8 +242,10 @@ class ChatWBInference(BaseChatOpenAI):
     """W&B API key (``WANDB_API_KEY``)."""
     openai_api_base: str | None = Field(default=None, alias="base_url")
     """Base URL (``WANDB_INFERENCE_BASE_URL``, else W&B's public endpoint)."""
-    project: str | None = None
+    project: str | None = Field(default=None, repr=False)
     """``team/project`` sent as ``OpenAI-Project`` (else ``WANDB_ENTITY``/``WANDB_PROJECT``)."""
+    openai_proxy: str | None = None
+    """An explicit proxy URL; unlike ChatOpenAI, ``OPENAI_PROXY`` is never read."""
     request_timeout: float | tuple[float, float] | Any | None = Field(
         default=DEFAULT_TIMEOUT, alias="timeout"
     )
@@ -426,15 +426,12 @@ class ChatWBInference(BaseChatOpenAI):
         self, response: Any, generation_info: dict[str, Any] | None = None
     ) -> ChatResult:
         result = super()._create_chat_result(response, generation_info)
-        body = (
-            response
-            if isinstance(response, dict)
-            else response.model_dump(
-                exclude={"choices": {"__all__": {"message": {"parsed"}}}}, warnings=False
-            )
-        )
-        for generation, choice in zip(result.generations, body.get("choices") or [], strict=False):
-            _attach_reasoning(generation.message, choice.get("message"))
+        choices = (
+            response.get("choices") if isinstance(response, dict) else response.choices
+        ) or []
+        for generation, choice in zip(result.generations, choices, strict=False):
+            wire = choice.get("message") if isinstance(choice, dict) else choice.message
+            _attach_reasoning(generation.message, wire)
             generation.message.response_metadata["model_provider"] = "wandb"
         if result.llm_output is not None:
             result.llm_output["model_provider"] = "wandb"
@@ -485,16 +482,16 @@ class ChatWBInference(BaseChatOpenAI):
         try:
             page = self.root_client.models.list()
         except Exception as exc:
-            raise _mapped_error(exc, None) from exc
-        return [ListedModel(m.id, model_info(m.id)) for m in page.data]
+            _raise_mapped(exc, None)
+        return _joined(page.data)
 
     async def alist_models(self) -> list[ListedModel]:
         """Async twin of :meth:`list_models`."""
         try:
             page = await self.root_async_client.models.list()
         except Exception as exc:
-            raise _mapped_error(exc, None) from exc
-        return [ListedModel(m.id, model_info(m.id)) for m in page.data]
+            _raise_mapped(exc, None)
+        return _joined(page.data)
 
     # -- the call path: policies composed once for every path ------------------------
 
@@ -511,14 +508,13 @@ class ChatWBInference(BaseChatOpenAI):
 
     def _new_call(self, messages: Sequence[BaseMessage], kwargs: Mapping[str, Any]) -> Call:
         deadline = self.retry.deadline if self.retry else None
-        timeout = self.request_timeout if isinstance(self.request_timeout, int | float) else None
         return Call(
             model=str(kwargs.get("model") or self.model_name),
             base_url=str(self.openai_api_base),
             project=self.project,
             deadline=None if deadline is None else time.monotonic() + deadline,
-            request_timeout=timeout,
-            prompt_tokens=_rough_tokens(messages),
+            request_timeout=kwargs.get("timeout", self.request_timeout),
+            prompt_tokens=_rough_tokens(messages) if self.budget is not None else 0,
         )
 
     def _plan(self, call: Call) -> pipeline.Plan[Any]:
@@ -630,7 +626,7 @@ class ChatWBInference(BaseChatOpenAI):
                 async for chunk in rest:
                     yield tally.see(chunk)
             except Exception as exc:
-                raise _mapped_error(exc, call) from exc
+                _raise_mapped(exc, call.model)
         finally:
             await rest.aclose()
             tally.finish()
@@ -650,6 +646,11 @@ class ListedModel:
 
     id: str
     info: ModelInfo | None
+
+
+def _joined(listed: Sequence[Any]) -> list[ListedModel]:
+    """``GET /models`` entries with the catalog's metadata."""
+    return [ListedModel(m.id, model_info(m.id)) for m in listed]
 
 
 def _for_attempt(kwargs: Mapping[str, Any], attempt: Call) -> dict[str, Any]:
@@ -703,7 +704,7 @@ def _as_json_schema_answer(result: ChatResult) -> ChatResult:
     return result
 
 
-def _attach_reasoning(message: BaseMessage, wire: Mapping[str, Any] | None) -> None:
+def _attach_reasoning(message: BaseMessage, wire: Any) -> None:
     """Copy W&B's ``reasoning`` (or legacy ``reasoning_content``) where LangChain reads it.
 
     ``additional_kwargs["reasoning_content"]`` is what ``content_blocks`` turns into a
@@ -711,7 +712,10 @@ def _attach_reasoning(message: BaseMessage, wire: Mapping[str, Any] | None) -> N
     """
     if not wire:
         return
-    reasoning = wire.get("reasoning") or wire.get("reasoning_content")
+    if isinstance(wire, Mapping):
+        reasoning = wire.get("reasoning") or wire.get("reasoning_content")
+    else:  # the SDK's parsed message keeps W&B's extra fields as attributes
+        reasoning = getattr(wire, "reasoning", None) or getattr(wire, "reasoning_content", None)
     if isinstance(reasoning, str) and reasoning:
         message.additional_kwargs["reasoning_content"] = reasoning
 
@@ -743,19 +747,20 @@ class _StreamTally:
         self.call.finish(self.model, self.usage)
 
 
-def _mapped_error(exc: Exception, call: Call | None) -> BaseException:
-    """W&B's typed error for a failure outside the pipeline (mid-stream, listing)."""
-    return classify(exc, model=call.model if call else None)
+def _raise_mapped(exc: Exception, model: str | None) -> NoReturn:
+    """Re-raise a failure outside the pipeline (mid-stream, listing) as W&B's typed error."""
+    mapped = classify(exc, model=model)
+    if mapped is exc:
+        raise exc
+    raise mapped from exc
 
 
 def _mapped(chunks: Iterator[ChatGenerationChunk], call: Call) -> Iterator[ChatGenerationChunk]:
+    """The stream's chunks; a failure after the first is raised, typed, never restarted."""
     try:
         yield from chunks
     except Exception as exc:
-        mapped = _mapped_error(exc, call)
-        if mapped is exc:
-            raise
-        raise mapped from exc
+        _raise_mapped(exc, call.model)
 
 
 def _custom_event(run_manager: Any, event: Notify) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -775,7 +780,7 @@ def _custom_event(run_manager: Any, event: Notify) -> tuple[tuple[Any, ...], dic
     return args, kwargs
 
 
-def _notifier(run_manager: CallbackManagerForLLMRun | None) -> Any:
+def _notifier(run_manager: CallbackManagerForLLMRun | None) -> Callable[[Notify], None]:
     """Forward pipeline events to LangChain callbacks (``on_retry``, custom events)."""
 
     def notify(event: Notify) -> None:
@@ -790,7 +795,9 @@ def _notifier(run_manager: CallbackManagerForLLMRun | None) -> Any:
     return notify
 
 
-def _async_notifier(run_manager: AsyncCallbackManagerForLLMRun | None) -> Any:
+def _async_notifier(
+    run_manager: AsyncCallbackManagerForLLMRun | None,
+) -> Callable[[Notify], Awaitable[None]]:
     """Async twin of :func:`_notifier`."""
 
     async def notify(event: Notify) -> None:

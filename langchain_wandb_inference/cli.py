@@ -56,13 +56,12 @@ from pydantic import SecretStr
 
 from langchain_wandb_inference import errors
 from langchain_wandb_inference.chat_models import (
-    DEFAULT_BASE_URL,
     DEFAULT_MODEL,
-    KEYS_URL,
     ChatWBInference,
     ListedModel,
     resolve_project,
 )
+from langchain_wandb_inference.errors import DEFAULT_BASE_URL, KEYS_URL
 from langchain_wandb_inference.models import (
     Lifecycle,
     ModelInfo,

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-import httpx
+import httpx2
 
 from langchain_wandb_inference.errors import (
     WBConcurrencyLimitError,
@@ -62,11 +62,11 @@ class _Waiter:
 class Gate:
     """The shared in-flight counter and adaptive limit for one (URL, project, model)."""
 
-    def __init__(self, initial_limit: int, probe_every: int) -> None:
+    def __init__(self, initial_limit: int, probe_every: int, cap: int | None = None) -> None:
         self._lock = threading.Lock()
-        self.limit = float(initial_limit)
+        self.limit = float(initial_limit if cap is None else min(initial_limit, cap))
         self.probe_every = probe_every
-        self.cap: int | None = None
+        self.cap = cap
         self.in_flight = 0
         self.slow_start = True
         self._streak = 0
@@ -151,6 +151,8 @@ class Gate:
         return others
 
     def _grow(self) -> None:
+        if self.cap is not None and self.limit >= self.cap:
+            return  # at the cap: growing further would only burst past it once lifted
         if self.slow_start:
             self.limit += 1
             return
@@ -169,7 +171,7 @@ REQUEUES = 3
 """How often one request may go back to the queue after a 429 before it counts as a failure."""
 
 _registry_lock = threading.Lock()
-_gates: dict[tuple[str, str | None, str], Gate] = {}
+_gates: dict[tuple[str, str | None, str, int | None], Gate] = {}
 
 
 def reset_gates() -> None:
@@ -203,7 +205,7 @@ class Acquire:
             f"has {self.gate.in_flight} request(s) in flight to this model, the most W&B "
             "accepted lately. Raise RetryPolicy.deadline, or send fewer calls at once."
         )
-        return WBTimeoutError(httpx.Request("POST", self.url), message=message)
+        return WBTimeoutError(httpx2.Request("POST", self.url), message=message)
 
 
 @dataclass(frozen=True)
@@ -211,7 +213,8 @@ class AdaptiveConcurrency:
     """Limit requests in flight per (base URL, project, model), adapting to 429s."""
 
     max_concurrency: int | None = None
-    """Hard cap on requests in flight for one model (``None``: only the adaptive limit)."""
+    """Cap on requests in flight for one model through instances sharing this cap
+    (``None``: only the adaptive limit)."""
     initial_limit: int = 2
     """Where slow start begins."""
     probe_every: int = 4
@@ -229,13 +232,18 @@ class AdaptiveConcurrency:
             raise ValueError(msg)
 
     def gate(self, call: Call) -> Gate:
-        """The process-wide gate for this call's (base URL, project, model)."""
-        key = (call.base_url, call.project, call.model)
+        """The process-wide gate for this call's (base URL, project, model, cap).
+
+        The cap is part of the key, so an instance's ``max_concurrency`` holds even
+        when another instance of the same model uses a different one.
+        """
+        key = (call.base_url, call.project, call.model, self.max_concurrency)
         with _registry_lock:
             gate = _gates.get(key)
             if gate is None:
-                gate = _gates[key] = Gate(self.initial_limit, self.probe_every)
-            gate.cap = self.max_concurrency
+                gate = _gates[key] = Gate(
+                    self.initial_limit, self.probe_every, self.max_concurrency
+                )
         return gate
 
     def handle(self, call: Call, proceed: Step) -> Plan[Any]:

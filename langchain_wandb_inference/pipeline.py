@@ -31,7 +31,9 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Protocol, TypeVar
 
-from langchain_wandb_inference.errors import classify
+import httpx2
+
+from langchain_wandb_inference.errors import WBTimeoutError, classify
 
 T = TypeVar("T")
 
@@ -105,8 +107,9 @@ class Call:
     project: str | None = None
     deadline: float | None = None
     """``time.monotonic()`` by which the whole call (retries, fallbacks) must end."""
-    request_timeout: float | None = None
-    """Per-request timeout; the transport uses the smaller of this and what is left."""
+    request_timeout: Any = None
+    """Per-request timeout: seconds (cut to what is left of the deadline), or an
+    ``httpx`` timeout object, passed through as the caller chose it."""
     hand_over: tuple[type[BaseException], ...] = ()
     """Errors an outer policy wants raised at once (no retry): set by the fallback."""
     prompt_tokens: int = 0
@@ -134,14 +137,16 @@ class Call:
             return None
         return self.deadline - time.monotonic()
 
-    def timeout(self) -> float | None:
+    def timeout(self) -> Any:
         """The timeout for the next request: the per-request one, cut to the deadline."""
         left = self.remaining()
         if left is None:
             return self.request_timeout
         if self.request_timeout is None:
             return left
-        return min(left, self.request_timeout)
+        if isinstance(self.request_timeout, int | float):
+            return min(left, self.request_timeout)
+        return self.request_timeout  # per-phase limits: the deadline applies between attempts
 
     def on_finish(self, finalizer: Finalizer) -> None:
         """Run ``finalizer`` when the answer has been consumed (or abandoned)."""
@@ -167,7 +172,14 @@ class Policy(Protocol):
 
 
 def _transport(call: Call) -> Plan[Any]:
-    """Innermost step: send, and map whatever the SDK raised to W&B's typed errors."""
+    """Innermost step: send, and map whatever the SDK raised to W&B's typed errors.
+
+    Nothing is sent once the call's deadline has passed (a fallback reached late, a
+    request sent back to the limiter's queue): that is a timeout, not a request.
+    """
+    left = call.remaining()
+    if left is not None and left <= 0:
+        raise deadline_exceeded(call)
     try:
         return (yield Send(call))
     except Exception as exc:
@@ -175,6 +187,16 @@ def _transport(call: Call) -> Plan[Any]:
         if mapped is exc:
             raise
         raise mapped from exc
+
+
+def deadline_exceeded(call: Call) -> WBTimeoutError:
+    """The error for a call whose own deadline ran out on this side: no request was sent."""
+    message = (
+        f"The call's deadline (RetryPolicy.deadline) ran out before a request to {call.model!r} "
+        "could be sent. Raise the deadline, or use fewer retries or fallback models."
+    )
+    request = httpx2.Request("POST", call.base_url.rstrip("/") + "/chat/completions")
+    return WBTimeoutError(request, model=call.model, message=message)
 
 
 def compose(policies: Sequence[Policy]) -> Step:

@@ -9,7 +9,8 @@ Backoff is tenacity's (langchain-core already depends on it): exponential from
 ``initial_delay`` with full jitter, capped at ``max_delay``; a ``Retry-After`` /
 ``retry-after-ms`` header wins when the service sends one.  ``deadline`` bounds the
 whole call, across retries and fallback models.  The SDK's own retries are switched
-off by the chat model, so exactly one layer retries.
+off by the chat model, so exactly one layer retries.  A ``Retry-After`` longer than
+``max_delay`` ends the retries at once rather than sleeping that long.
 
 Testing helper: ``RetryPolicy(max_attempts=1)`` or ``retry=None`` turns retries off;
 ``RetryPolicy(initial_delay=0)`` keeps the attempt count and drops the waits.
@@ -103,6 +104,8 @@ class RetryPolicy:
             return None
         state.set_exception((type(exc), exc, exc.__traceback__))
         server_says = retry_after_seconds(exc)
+        if server_says is not None and server_says > self.max_delay:
+            return None  # asked to wait longer than we ever would: fail now, not in an hour
         delay = server_says if server_says is not None else float(self._retrying.wait(state))
         state.upcoming_sleep = delay
         left = call.remaining()

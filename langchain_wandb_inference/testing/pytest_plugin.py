@@ -30,6 +30,7 @@ from typing import Any
 
 import pytest
 
+from langchain_wandb_inference.errors import DEFAULT_BASE_URL
 from langchain_wandb_inference.testing.emulator import Emulator
 from langchain_wandb_inference.testing.recording import (
     EMULATOR_PROVENANCE,
@@ -37,8 +38,6 @@ from langchain_wandb_inference.testing.recording import (
     register,
     vcr_config,
 )
-
-DEFAULT_BASE_URL = "https://api.inference.wandb.ai/v1"
 
 
 def _live_secrets() -> list[str]:

@@ -393,3 +393,24 @@ def test_backend_crash_is_a_retried_500() -> None:
         with pytest.raises(WBServerError):
             make(emu).invoke("hello")
         assert emu.count() == 3
+
+
+def test_deadline_spent_on_a_hung_primary_is_a_timeout_not_a_crash(emulator: Emulator) -> None:
+    emulator.always(PRIMARY, Fault.hang(5.0))
+    llm = make(emulator, fallback_models=[BACKUP], retry=RetryPolicy(initial_delay=0.01, deadline=0.3))
+    started = time.monotonic()
+    with pytest.raises(WBTimeoutError) as info:
+        llm.invoke("hello")
+    assert time.monotonic() - started < 1.0
+    assert emulator.count(BACKUP) == 0  # no time was left to send it
+    assert info.value.history  # which models were tried
+
+
+def test_async_pools_of_finished_event_loops_are_dropped(emulator: Emulator) -> None:
+    from langchain_wandb_inference._http import shared_async_client
+
+    llm = make(emulator)
+    for _ in range(5):
+        asyncio.run(llm.ainvoke("hello"))
+    transport = shared_async_client(emulator.base_url, 60.0)._transport
+    assert len(transport._pools) <= 1  # only the last loop's pool, swept at the next request

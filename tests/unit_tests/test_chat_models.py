@@ -8,6 +8,7 @@ import warnings
 from typing import Any
 from unittest import mock
 
+import httpx
 import pytest
 from langchain_core.language_models import BaseChatModel
 from langchain_core.load import dumpd, dumps, load
@@ -429,3 +430,33 @@ def test_configuration_errors_never_echo_the_key(bad: dict[str, Any]) -> None:
         ChatWBInference(model=MODEL, api_key="SECRETKEY-0123456789", **bad)
     assert "SECRETKEY" not in str(info.value)
     assert "SECRETKEY" not in repr(info.value)
+
+
+def test_repr_hides_project() -> None:
+    assert "secret-team" not in repr(make(project="secret-team/p"))
+
+
+def test_openai_proxy_env_is_ignored(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_PROXY", "http://proxy.invalid:1")
+    fake = FakeWB([json_response(completion())])
+    llm = make(fake)
+    assert llm.openai_proxy is None
+    llm.invoke("hi")
+    assert fake.requests[0].url.host == "api.inference.wandb.ai"
+
+
+@pytest.mark.parametrize(
+    ("init", "call", "read"),
+    [
+        ({}, {}, 60.0),
+        ({"timeout": 7}, {}, 7.0),
+        ({}, {"timeout": 3}, 3.0),
+        ({"timeout": httpx.Timeout(2.0, read=9.0)}, {}, 9.0),
+    ],
+)
+def test_timeouts_reach_the_request(
+    init: dict[str, Any], call: dict[str, Any], read: float
+) -> None:
+    fake = FakeWB([json_response(completion())])
+    make(fake, **init).invoke("hi", **call)
+    assert fake.requests[0].extensions["timeout"]["read"] == read

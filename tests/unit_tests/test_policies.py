@@ -356,10 +356,27 @@ def test_gate_probes_up_slowly_after_congestion() -> None:
     assert grown_after == 2 * 3  # probe_every rounds of a full window
 
 
-def test_gate_respects_cap() -> None:
-    gate = Gate(initial_limit=10, probe_every=4)
-    gate.cap = 2
+def test_gate_respects_cap_and_does_not_grow_past_it() -> None:
+    gate = Gate(initial_limit=10, probe_every=4, cap=2)
     assert gate.capacity() == 2
+    for _ in range(20):
+        assert gate.acquire(0) and gate.acquire(0)
+        gate.release(congested=False, succeeded=True)
+        gate.release(congested=False, succeeded=True)
+    assert gate.limit == 2  # no hidden growth to burst with once the cap is lifted
+
+
+def test_instances_with_different_caps_do_not_share_a_gate() -> None:
+    call = Call(model="m", base_url=URL)
+    capped, free = (
+        AdaptiveConcurrency(max_concurrency=1).gate(call),
+        AdaptiveConcurrency().gate(call),
+    )
+    assert capped is not free
+    assert capped is AdaptiveConcurrency(max_concurrency=1).gate(call)
+    assert capped.acquire(0)
+    assert not capped.acquire(0)
+    assert free.acquire(0)
 
 
 def test_gate_hands_slots_to_threads_in_order() -> None:
@@ -471,3 +488,39 @@ def test_429_with_nothing_else_in_flight_goes_to_the_retry_policy() -> None:
     driver = Driver({"m": [busy, "answer"]})
     assert driver.run([FAST, AdaptiveConcurrency()], model="m") == "answer"
     assert driver.sleeps == [1.0]
+
+
+def test_retry_after_longer_than_max_delay_fails_now() -> None:
+    def busy() -> BaseException:
+        return status_error(503, "The engine is currently overloaded", **{"retry-after": "3600"})
+
+    driver = Driver({"primary": [busy, "ok"]})
+    with pytest.raises(errors.WBOverloadedError):
+        driver.run([FAST])
+    assert driver.sends == ["primary"]
+    assert driver.sleeps == []
+
+
+@pytest.mark.parametrize(
+    ("request_timeout", "deadline_in", "expected"),
+    [
+        (60.0, None, 60.0),
+        (None, None, None),
+        (60.0, 5.0, pytest.approx(5.0, abs=0.05)),
+        (1.0, 5.0, 1.0),
+        ((3.0, 7.0), 5.0, (3.0, 7.0)),  # per-phase limits pass through unchanged
+    ],
+)
+def test_call_timeout(request_timeout: Any, deadline_in: float | None, expected: Any) -> None:
+    deadline = None if deadline_in is None else time.monotonic() + deadline_in
+    assert (
+        Call(model="m", base_url=URL, request_timeout=request_timeout, deadline=deadline).timeout()
+        == expected
+    )
+
+
+def test_expired_deadline_sends_nothing() -> None:
+    driver = Driver({})
+    with pytest.raises(errors.WBTimeoutError):
+        driver.run([FallbackPolicy(("backup",)), FAST], deadline=time.monotonic() - 0.01)
+    assert driver.sends == []
