@@ -23,6 +23,7 @@ from typing import Any
 from langchain_wandb_inference.errors import (
     WBCircuitOpenError,
     WBConnectionError,
+    WBDeadlineExceededError,
     WBInferenceError,
     WBOverloadedError,
     WBServerError,
@@ -72,6 +73,9 @@ class CircuitBreaker:
         probe = self._admit(key)
         try:
             result = yield from proceed(call)
+        except WBDeadlineExceededError:
+            self._no_verdict(key, probe)  # our own deadline, not the service's health
+            raise
         except _FAILURES:
             self._record(key, failed=True)
             raise
@@ -79,9 +83,7 @@ class CircuitBreaker:
             self._record(key, failed=False)  # the service answered (4xx): it is up
             raise
         except BaseException:
-            if probe:  # the caller gave up: no verdict, let another probe go
-                with _lock:
-                    _circuits[key].probing = False
+            self._no_verdict(key, probe)  # the caller gave up
             raise
         self._record(key, failed=False)
         return result
@@ -98,6 +100,12 @@ class CircuitBreaker:
                 return True
             retry_in = max(0.0, self.cooldown - waited)
         raise WBCircuitOpenError(model=key[1], base_url=key[0], retry_in=retry_in)
+
+    def _no_verdict(self, key: tuple[str, str], probe: bool) -> None:
+        """Nothing was learnt about the model: if this was the probe, let another go."""
+        if probe:
+            with _lock:
+                _circuits[key].probing = False
 
     def _record(self, key: tuple[str, str], *, failed: bool) -> None:
         with _lock:

@@ -33,7 +33,7 @@ import httpx2
 
 from langchain_wandb_inference.errors import (
     WBConcurrencyLimitError,
-    WBTimeoutError,
+    WBDeadlineExceededError,
 )
 from langchain_wandb_inference.pipeline import Call, Plan, Step
 
@@ -199,13 +199,13 @@ class Acquire:
         if not await self.gate.aacquire(self.timeout, front=self.front):
             raise self._timed_out()
 
-    def _timed_out(self) -> WBTimeoutError:
+    def _timed_out(self) -> WBDeadlineExceededError:
         message = (
             "No request slot became free before the call's deadline: this process already "
             f"has {self.gate.in_flight} request(s) in flight to this model, the most W&B "
             "accepted lately. Raise RetryPolicy.deadline, or send fewer calls at once."
         )
-        return WBTimeoutError(httpx2.Request("POST", self.url), message=message)
+        return WBDeadlineExceededError(httpx2.Request("POST", self.url), message=message)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ is (so existing ``except openai.RateLimitError`` clauses keep working)::
     ├── WBServerError                   500, other 5xx     openai.InternalServerError
     ├── WBOverloadedError               503                openai.InternalServerError
     ├── WBTimeoutError                  no answer in time  openai.APITimeoutError
+    │   └── WBDeadlineExceededError     the call's own deadline ran out (client side)
     ├── WBConnectionError               no answer at all   openai.APIConnectionError
     ├── WBCircuitOpenError              circuit breaker open; no request was sent
     └── WBBudgetExceededError           budget guard; no request was sent
@@ -58,7 +59,11 @@ Usage -- map an SDK exception and keep the original as ``__cause__``::
         raise mapped from exc
 
 The classified error keeps ``response``/``request`` like the SDK's, but they are copies
-with the ``Authorization`` header (and any other credential header) redacted.
+with the ``Authorization`` header (and any other credential header) and the
+``OpenAI-Project`` header (the W&B team/project) replaced by ``[REDACTED]``.  When an
+object cannot be copied, the error keeps a bare stand-in (same method, URL and status,
+no body, no credentials), never the original.  Messages may name the team/project (it
+is not a secret, and a 401 is often about it); they never contain the API key.
 """
 
 from __future__ import annotations
@@ -66,13 +71,16 @@ from __future__ import annotations
 import contextlib
 import datetime
 import email.utils
+import enum
 import json
 import math
 import re
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, NamedTuple, Protocol
 
+import httpx2
 import openai
 from langchain_core.exceptions import (
     ContextOverflowError,
@@ -101,6 +109,7 @@ __all__ = [
     "WBConcurrencyLimitError",
     "WBConnectionError",
     "WBContextOverflowError",
+    "WBDeadlineExceededError",
     "WBInferenceError",
     "WBInvalidRequestError",
     "WBModelNotFoundError",
@@ -124,7 +133,7 @@ _LIST_MODELS = "`ChatWBInference.list_models()` or `wb-inference models`"
 
 
 class _RequestLike(Protocol):
-    """An ``httpx.Request`` (openai 2) or ``httpx2.Request`` (openai 3)."""
+    """An ``httpx2.Request`` (what openai 3 uses), or an ``httpx.Request`` built by hand."""
 
     @property
     def method(self) -> str: ...
@@ -137,7 +146,7 @@ class _RequestLike(Protocol):
 
 
 class _ResponseLike(Protocol):
-    """An ``httpx.Response`` (openai 2) or ``httpx2.Response`` (openai 3)."""
+    """An ``httpx2.Response`` (what openai 3 uses), or an ``httpx.Response`` built by hand."""
 
     @property
     def status_code(self) -> int: ...
@@ -153,6 +162,16 @@ class _StatusContext(TypedDict):
     body: object | None
     model: NotRequired[str | None]
     server_message: NotRequired[str | None]
+    retry_after: NotRequired[float | None]
+
+
+class _Unset(enum.Enum):
+    """The type of :data:`_UNSET`: "not given", as opposed to ``None`` ("none")."""
+
+    UNSET = "unset"
+
+
+_UNSET = _Unset.UNSET
 
 
 class _RequestContext(TypedDict, total=False):
@@ -227,15 +246,15 @@ class WBInferenceError(ModelError):
         self,
         *,
         model: str | None,
-        response: Any = None,
         server_message: str | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         self.model = model
         self.server_message = server_message
-        if response is not None:
-            self.retry_after = _parse_retry_after(getattr(response, "headers", None))
-            if self.request_id is None:
-                self.request_id = _request_id(response)
+        self.retry_after = retry_after
+        if request_id is not None:
+            self.request_id = request_id
 
 
 class _WBStatusError(openai.APIStatusError, WBInferenceError):
@@ -245,6 +264,9 @@ class _WBStatusError(openai.APIStatusError, WBInferenceError):
     every credential the request carried redacted (see :func:`_sanitize`).  Hands them
     to the ``openai`` parent next in the MRO (an ``openai.APIStatusError``), then
     records ``model``, ``server_message``, ``request_id`` and ``retry_after``.
+
+    ``retry_after`` is read from the response headers when not given (``classify``
+    passes the value it already parsed, so the headers are parsed once).
     """
 
     def __init__(
@@ -255,10 +277,20 @@ class _WBStatusError(openai.APIStatusError, WBInferenceError):
         body: object | None,
         model: str | None = None,
         server_message: str | None = None,
+        retry_after: float | _Unset | None = _UNSET,
     ) -> None:
+        if isinstance(retry_after, _Unset):
+            retry_after = _parse_retry_after(getattr(response, "headers", None))
+        # Read from the original: the copy may be a stand-in without headers.
+        request_id = _request_id(response)
         safe = _sanitize(response, body, message, server_message)
         super().__init__(safe.message, response=safe.response, body=safe.body)
-        self._set_context(model=model, response=safe.response, server_message=safe.server_message)
+        self._set_context(
+            model=model,
+            server_message=safe.server_message,
+            request_id=request_id,
+            retry_after=retry_after,
+        )
 
 
 class WBAuthenticationError(
@@ -397,8 +429,9 @@ class WBOverloadedError(
 class _WBRequestError(openai.APIConnectionError, WBInferenceError):
     """The constructor the errors without a response share (first among their bases).
 
-    Keeps no secret: the request is a copy with its credential headers redacted, and
-    ``message`` is scrubbed of them.  Without ``message``, :meth:`_default_message`.
+    Keeps no secret: the request is a copy with its credential headers redacted (or a
+    bare stand-in when it cannot be copied), and ``message`` is scrubbed of them.
+    Without ``message``, :meth:`_default_message`.
     """
 
     def __init__(
@@ -409,7 +442,9 @@ class _WBRequestError(openai.APIConnectionError, WBInferenceError):
         message: str | None = None,
     ) -> None:
         secrets = _secrets_in(request)
-        safe_request = _redact_request(request)
+        safe_request = _redact_request(request, secrets)
+        if safe_request is None:
+            safe_request = _stand_in_request(request, secrets)
         text = (
             _scrub_text(message, secrets)
             if message is not None
@@ -434,6 +469,18 @@ class WBTimeoutError(_WBRequestError, openai.APITimeoutError, WBInferenceError, 
 
     def _default_message(self, request: Any, model: str | None) -> str:
         return _timeout_message(request, model)
+
+
+class WBDeadlineExceededError(WBTimeoutError):
+    """The call's own deadline (``RetryPolicy.deadline``) ran out on this side.
+
+    Raised when no time was left to send (a late fallback, a wait for a concurrency
+    slot) or when a request cut short to fit the deadline timed out.  It says nothing
+    about the service's health, so the circuit breaker ignores it; it is not retried,
+    since no time is left.
+    """
+
+    is_retryable = False
 
 
 class WBConnectionError(
@@ -543,19 +590,19 @@ def classify(exc: BaseException, *, model: str | None = None) -> BaseException:
 def retry_after_seconds(exc: BaseException) -> float | None:
     """Seconds the service asked to wait before retrying, or ``None``.
 
-    Read from the response headers: ``retry-after-ms`` (milliseconds), else
-    ``retry-after`` (seconds, or an HTTP date: the seconds until then, at least 0).
-    ``None`` when absent or unparseable (negative, NaN, infinite, garbage).  For a
-    ``WBInferenceError`` without a response (an open circuit, say) its ``retry_after``.
+    For a ``WBInferenceError``, its ``retry_after``: read from the response headers once,
+    when the error was built (an HTTP date counts from then), or for an open circuit the
+    seconds until the next probe.  For any other exception with a ``response``, read
+    from its headers now: ``retry-after-ms`` (milliseconds), else ``retry-after``
+    (seconds, or an HTTP date: the seconds until then, at least 0).  ``None`` when absent
+    or unparseable (negative, NaN, infinite, garbage).
     """
-    response = getattr(exc, "response", None)
-    if response is not None:
-        seconds = _parse_retry_after(getattr(response, "headers", None))
-        if seconds is not None:
-            return seconds
     if isinstance(exc, WBInferenceError):
         return exc.retry_after
-    return None
+    response = getattr(exc, "response", None)
+    if response is None:
+        return None
+    return _parse_retry_after(getattr(response, "headers", None))
 
 
 # --------------------------------------------------------------------------------------
@@ -632,11 +679,14 @@ def _classify_status(exc: openai.APIStatusError, model: str | None) -> WBInferen
         model = _model_from_message(info.message)
     server = info.message
     ctx = _Context(status, model, _request_id(response) or exc.request_id, request)
+    # Parsed once, here: the message uses it and the error stores it.
+    retry_after = _parse_retry_after(getattr(response, "headers", None))
     base: dict[str, Any] = {
         "response": response,
         "body": exc.body,
         "model": model,
         "server_message": server,
+        "retry_after": retry_after,
     }
 
     if status == 401:
@@ -675,7 +725,6 @@ def _classify_status(exc: openai.APIStatusError, model: str | None) -> WBInferen
         if _is_quota(text):
             return WBQuotaExceededError(_quota_message(ctx, server), **base)
         # The documented meaning of a 429; an unknown text is treated the same way.
-        retry_after = _parse_retry_after(getattr(response, "headers", None))
         return WBConcurrencyLimitError(_concurrency_message(ctx, server, retry_after), **base)
     if status == 503 or (status >= 500 and "overloaded" in text):
         return WBOverloadedError(_server_message(ctx, server, overloaded=True), **base)
@@ -1091,11 +1140,16 @@ def _model_from_request(request: Any) -> str | None:
 
 
 def _url_without_query(request: Any) -> str | None:
-    url = getattr(request, "url", None)
-    if url is None:
+    """The request's URL without query, fragment or user info; ``None`` if unreadable."""
+    try:
+        url = getattr(request, "url", None)
+        if url is None:
+            return None
+        parts = urllib.parse.urlsplit(str(url))
+        netloc = parts.netloc.rpartition("@")[2]
+        return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, "", "")) or None
+    except Exception:
         return None
-    text = str(url)
-    return text.split("?", 1)[0]
 
 
 def _parse_retry_after(headers: Any) -> float | None:
@@ -1132,14 +1186,21 @@ def _parse_retry_after(headers: Any) -> float | None:
 # --------------------------------------------------------------------------------------
 
 _REDACTED = "[REDACTED]"
+# Their values are secrets, scrubbed from every text the error keeps.
 _CREDENTIAL_HEADERS = frozenset(
     {"authorization", "proxy-authorization", "api-key", "x-api-key", "cookie"}
 )
+# Replaced by _REDACTED on the stored request/response copies: the credentials, the
+# W&B team/project (``OpenAI-Project``; not a secret, so messages may name it, but no
+# business of whatever logs the error) and the organization, and cookies set.
+_REDACTED_HEADERS = _CREDENTIAL_HEADERS | {"openai-project", "openai-organization", "set-cookie"}
 # Only a token-looking word (8+ chars, a digit) after "Bearer", so that W&B's own text
 # "Missing bearer authentication in header" survives.
 _BEARER = re.compile(r"(?i)\b(bearer)\s+(?=[^\s\"',;]*\d)[A-Za-z0-9._~+/=\-]{8,}")
 # Dropped from the response copy: its content is already decoded and re-sized.
 _ENCODING_HEADERS = frozenset({"content-encoding", "content-length", "transfer-encoding"})
+# Kept on a stand-in response (see _stand_in_response).
+_STAND_IN_HEADERS = ("x-request-id", "request-id", "retry-after", "retry-after-ms")
 
 
 class _Sanitized(NamedTuple):
@@ -1153,12 +1214,21 @@ class _Sanitized(NamedTuple):
 def _sanitize(
     response: Any, body: object | None, message: str, server_message: str | None
 ) -> _Sanitized:
-    """Copy everything an error keeps, without the credentials the request carried."""
+    """Copy everything an error keeps, without the credentials the request carried.
+
+    The response (and its request) is a redacted copy, or a bare stand-in when it
+    cannot be copied: never the original, which carries the API key.
+    """
     request = _response_request(response)
     secrets = _secrets_in(request)
-    safe_request = _redact_request(request) if request is not None else None
+    safe_request = _redact_request(request, secrets) if request is not None else None
+    if safe_request is None:
+        safe_request = _stand_in_request(request, secrets)
+    safe_response = _redact_response(response, safe_request, secrets)
+    if safe_response is None:
+        safe_response = _stand_in_response(response, safe_request, secrets)
     return _Sanitized(
-        response=_redact_response(response, safe_request, secrets),
+        response=safe_response,
         body=_scrub(body, secrets),
         message=_scrub_text(message, secrets),
         server_message=_scrub_text(server_message, secrets) if server_message else server_message,
@@ -1167,10 +1237,10 @@ def _sanitize(
 
 
 def _secrets_in(request: Any) -> tuple[str, ...]:
-    headers = getattr(request, "headers", None)
-    if headers is None:
-        return ()
     try:
+        headers = getattr(request, "headers", None)
+        if headers is None:
+            return ()
         items = list(headers.items())
     except Exception:
         return ()
@@ -1205,18 +1275,46 @@ def _scrub(value: object, secrets: Sequence[str]) -> Any:
     return value
 
 
-def _redact_request(request: Any) -> Any:
-    """Copy ``request`` with credential headers replaced (the original if it can't be)."""
+def _redacted_headers(
+    headers: Any, secrets: Sequence[str], *, drop: frozenset[str] = frozenset()
+) -> list[tuple[str, str]]:
+    """``headers`` as pairs: redacted names replaced, secrets scrubbed, ``drop`` dropped."""
+    pairs = []
+    for name, value in headers.multi_items():
+        lowered = str(name).lower()
+        if lowered in drop:
+            continue
+        pairs.append(
+            (name, _REDACTED if lowered in _REDACTED_HEADERS else _scrub_text(value, secrets))
+        )
+    return pairs
+
+
+def _is_clean(message: Any, secrets: Sequence[str]) -> bool:
+    """Whether a copy's headers really are redacted (a subclass may ignore ``headers=``)."""
     try:
-        headers = [
-            (name, _REDACTED if name.lower() in _CREDENTIAL_HEADERS else value)
-            for name, value in request.headers.multi_items()
-        ]
+        for name, value in message.headers.multi_items():
+            if str(name).lower() in _REDACTED_HEADERS and value != _REDACTED:
+                return False
+            if any(secret in str(value) for secret in secrets):
+                return False
+    except Exception:
+        return False
+    return True
+
+
+def _redact_request(request: Any, secrets: Sequence[str]) -> Any | None:
+    """Copy ``request`` with its headers redacted; ``None`` if it can't be.
+
+    Never returns ``request`` itself: it carries the API key.
+    """
+    try:
+        headers = _redacted_headers(request.headers, secrets)
         try:
             content = request.content
         except Exception:  # a streamed body that was never read
             content = b""
-        return type(request)(
+        copy = type(request)(
             request.method,
             request.url,
             headers=headers,
@@ -1224,11 +1322,15 @@ def _redact_request(request: Any) -> Any:
             extensions=getattr(request, "extensions", None),
         )
     except Exception:
-        return request
+        return None
+    return copy if copy is not request and _is_clean(copy, secrets) else None
 
 
-def _redact_response(response: Any, request: Any, secrets: Sequence[str]) -> Any:
-    """Copy ``response``, attached to the redacted request, with secrets scrubbed."""
+def _redact_response(response: Any, request: Any, secrets: Sequence[str]) -> Any | None:
+    """Copy ``response``, attached to the redacted ``request``, with secrets scrubbed.
+
+    ``None`` if it can't be; never ``response`` itself (its request carries the API key).
+    """
     try:
         try:
             content = bytes(response.content)
@@ -1236,13 +1338,46 @@ def _redact_response(response: Any, request: Any, secrets: Sequence[str]) -> Any
             content = b""
         for secret in secrets:
             content = content.replace(secret.encode(), _REDACTED.encode())
-        headers = [
-            (name, value)
-            for name, value in response.headers.multi_items()
-            if name.lower() not in _ENCODING_HEADERS
-        ]
-        return type(response)(
+        headers = _redacted_headers(response.headers, secrets, drop=_ENCODING_HEADERS)
+        copy = type(response)(
             response.status_code, headers=headers, content=content, request=request
         )
     except Exception:
-        return response
+        return None
+    if copy is response or _response_request(copy) is not request:
+        return None
+    return copy if _is_clean(copy, secrets) else None
+
+
+def _stand_in_request(request: Any, secrets: Sequence[str]) -> httpx2.Request:
+    """A bare request to the same method and URL: no headers, no body, no query."""
+    try:
+        method = str(request.method)
+    except Exception:
+        method = ""
+    url = _url_without_query(request)
+    if url is not None:
+        url = _scrub_text(url, secrets)
+    try:
+        return httpx2.Request(method or "POST", url or DEFAULT_BASE_URL)
+    except Exception:  # a method or URL httpx2 rejects
+        return httpx2.Request("POST", DEFAULT_BASE_URL)
+
+
+def _stand_in_response(
+    response: Any, request: httpx2.Request, secrets: Sequence[str]
+) -> httpx2.Response:
+    """A bare response with the same status, request id and Retry-After, and no body."""
+    try:
+        status = int(response.status_code)
+    except Exception:
+        status = 500
+    headers = [
+        (name, _scrub_text(value, secrets))
+        for name in _STAND_IN_HEADERS
+        if (value := _header(response, name)) is not None
+    ]
+    try:
+        return httpx2.Response(status, headers=headers, request=request)
+    except Exception:  # a header value httpx2 rejects
+        return httpx2.Response(status, request=request)

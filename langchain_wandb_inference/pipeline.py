@@ -33,7 +33,7 @@ from typing import Any, Protocol, TypeVar
 
 import httpx2
 
-from langchain_wandb_inference.errors import WBTimeoutError, classify
+from langchain_wandb_inference.errors import WBDeadlineExceededError, WBTimeoutError, classify
 
 T = TypeVar("T")
 
@@ -184,19 +184,22 @@ def _transport(call: Call) -> Plan[Any]:
         return (yield Send(call))
     except Exception as exc:
         mapped = classify(exc, model=call.model)
+        left = call.remaining()
+        if isinstance(mapped, WBTimeoutError) and left is not None and left <= 0:
+            raise deadline_exceeded(call, "an answer came") from exc  # cut short by us
         if mapped is exc:
             raise
         raise mapped from exc
 
 
-def deadline_exceeded(call: Call) -> WBTimeoutError:
-    """The error for a call whose own deadline ran out on this side: no request was sent."""
+def deadline_exceeded(call: Call, what: str = "a request could be sent") -> WBDeadlineExceededError:
+    """The error for a call whose own deadline ran out on this side."""
     message = (
-        f"The call's deadline (RetryPolicy.deadline) ran out before a request to {call.model!r} "
-        "could be sent. Raise the deadline, or use fewer retries or fallback models."
+        f"The call's deadline (RetryPolicy.deadline) ran out before {what} to {call.model!r}. "
+        "Raise the deadline, or use fewer retries or fallback models."
     )
     request = httpx2.Request("POST", call.base_url.rstrip("/") + "/chat/completions")
-    return WBTimeoutError(request, model=call.model, message=message)
+    return WBDeadlineExceededError(request, model=call.model, message=message)
 
 
 def compose(policies: Sequence[Policy]) -> Step:

@@ -63,3 +63,21 @@ def test_shared_budget_counts_streams_and_async() -> None:
             assert cached == 0  # neither model has a cached price in the emulator
             expected += (usage["input_tokens"] * p_in + usage["output_tokens"] * p_out) / 1e6
         assert budget.spent_usd == pytest.approx(expected)
+
+
+def test_parallel_batch_sends_only_what_the_shared_budget_fits() -> None:
+    """8 calls of a batch in parallel: only the floors that fit are sent, the rest refused.
+
+    Each prompt is ~4 tokens, a floor of ~$0.00000088; $0.000002 fits two.  Before
+    reservations all 8 saw a spend of 0 while the others were in flight, and all were sent.
+    """
+    with Emulator(latency=0.2) as emu:
+        llm = make(emu, budget=Budget(0.000002), max_retries=0)
+        answers = llm.batch(
+            ["Tell me something."] * 8, config={"max_concurrency": 8}, return_exceptions=True
+        )
+        refused = [a for a in answers if isinstance(a, WBBudgetExceededError)]
+        assert emu.count() == 8 - len(refused)
+        assert 1 <= emu.count() <= 2
+        assert llm.budget is not None
+        assert llm.budget.reserved_usd == 0

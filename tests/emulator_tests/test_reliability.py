@@ -397,7 +397,9 @@ def test_backend_crash_is_a_retried_500() -> None:
 
 def test_deadline_spent_on_a_hung_primary_is_a_timeout_not_a_crash(emulator: Emulator) -> None:
     emulator.always(PRIMARY, Fault.hang(5.0))
-    llm = make(emulator, fallback_models=[BACKUP], retry=RetryPolicy(initial_delay=0.01, deadline=0.3))
+    llm = make(
+        emulator, fallback_models=[BACKUP], retry=RetryPolicy(initial_delay=0.01, deadline=0.3)
+    )
     started = time.monotonic()
     with pytest.raises(WBTimeoutError) as info:
         llm.invoke("hello")
@@ -414,3 +416,17 @@ def test_async_pools_of_finished_event_loops_are_dropped(emulator: Emulator) -> 
         asyncio.run(llm.ainvoke("hello"))
     transport = shared_async_client(emulator.base_url, 60.0)._transport
     assert len(transport._pools) <= 1  # only the last loop's pool, swept at the next request
+
+
+def test_our_own_deadline_does_not_open_the_circuit(emulator: Emulator) -> None:
+    from langchain_wandb_inference import WBDeadlineExceededError
+
+    emulator.always(PRIMARY, Fault.delay(0.3))  # healthy, just slower than our deadline
+    breaker = CircuitBreaker(failure_threshold=1, cooldown=60)
+    hasty = make(emulator, circuit_breaker=breaker, retry=RetryPolicy(deadline=0.1))
+    for _ in range(2):
+        with pytest.raises(WBDeadlineExceededError):
+            hasty.invoke("hello")
+    patient = make(emulator, circuit_breaker=breaker)
+    assert patient.invoke("hello").content  # the circuit stayed closed
+    assert emulator.count(PRIMARY) == 3

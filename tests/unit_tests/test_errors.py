@@ -39,6 +39,7 @@ from langchain_wandb_inference.errors import (
     WBConcurrencyLimitError,
     WBConnectionError,
     WBContextOverflowError,
+    WBDeadlineExceededError,
     WBInferenceError,
     WBInvalidRequestError,
     WBModelNotFoundError,
@@ -710,6 +711,7 @@ def test_is_retryable_per_class() -> None:
         WBServerError: True,
         WBOverloadedError: True,
         WBTimeoutError: True,
+        WBDeadlineExceededError: False,
         WBConnectionError: True,
         WBCircuitOpenError: False,
         WBBudgetExceededError: False,
@@ -869,3 +871,214 @@ def test_history_defaults_to_a_fresh_list() -> None:
     first.history.append("x")  # type: ignore[arg-type]
     assert second.history == []
     assert WBCircuitOpenError(model="m", base_url=BASE_URL, retry_in=1).history == []
+
+
+# ---------------------------------------------------------------------------------------
+# The team/project header is redacted on the stored copies (but named in messages)
+# ---------------------------------------------------------------------------------------
+
+
+def _raw_headers(message: Any) -> str:
+    """Every header as sent, original case included."""
+    return repr(list(message.headers.raw))
+
+
+@pytest.mark.parametrize("status", [401, 403, 429, 500])
+def test_project_header_is_redacted_on_the_stored_copies(status: int) -> None:
+    original = sdk_error(status, wb_body(status, "nope"), headers={"OpenAI-Project": PROJECT})
+    # The test data really carries the project, in the request and echoed in the response.
+    assert original.request.headers["OpenAI-Project"] == PROJECT
+    assert original.response.headers["openai-project"] == PROJECT
+    mapped = classify(original, model=MODEL)
+    assert isinstance(mapped, WBInferenceError)
+    assert mapped.request.headers["openai-project"] == "[REDACTED]"
+    assert mapped.response.request.headers["OpenAI-Project"] == "[REDACTED]"
+    assert mapped.response.headers["openai-project"] == "[REDACTED]"
+    for message in (mapped.request, mapped.response.request, mapped.response):
+        assert PROJECT not in _raw_headers(message)
+    # The other headers are kept, and the caller's objects are not modified.
+    assert mapped.request.headers["user-agent"] == "test"
+    assert original.request.headers["OpenAI-Project"] == PROJECT
+
+
+def test_project_header_is_redacted_whatever_its_case() -> None:
+    request = http.Request(
+        "POST", URL, headers={"Authorization": f"Bearer {SECRET}", "OPENAI-project": PROJECT}
+    )
+    for mapped in (
+        classify(openai.APITimeoutError(request)),
+        classify(sdk_error(500, wb_body(500, SERVER), request=request)),
+    ):
+        assert isinstance(mapped, WBInferenceError)
+        assert PROJECT not in _raw_headers(mapped.request)
+        assert mapped.request.headers["openai-project"] == "[REDACTED]"
+
+
+def test_401_still_names_the_project_in_its_advice() -> None:
+    # Decided: the project is not a secret, and naming it is what makes a 401 actionable.
+    mapped = classify(sdk_error(401, wb_body(401, "Authentication failed")))
+    assert isinstance(mapped, WBAuthenticationError)
+    assert f"team/project {PROJECT!r}" in str(mapped)
+    assert mapped.request.headers["openai-project"] == "[REDACTED]"
+    assert _leaks(mapped) == []
+
+
+# ---------------------------------------------------------------------------------------
+# An object that cannot be copied is never kept as is
+# ---------------------------------------------------------------------------------------
+
+
+class _UncopyableRequest(http.Request):  # type: ignore[misc,name-defined]
+    """A request whose constructor fails, so it cannot be copied (built by ``__class__``)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("cannot copy this request")
+
+
+class _UncopyableResponse(http.Response):  # type: ignore[misc,name-defined]
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("cannot copy this response")
+
+
+class _StickyAuthRequest(http.Request):  # type: ignore[misc,name-defined]
+    """A "copy" that ignores ``headers=`` and keeps sending the key."""
+
+    def __init__(self, method: str, url: Any, **kwargs: Any) -> None:
+        kwargs["headers"] = {"Authorization": f"Bearer {SECRET}", "OpenAI-Project": PROJECT}
+        super().__init__(method, url, **kwargs)
+
+
+def _uncopyable_request() -> Any:
+    request = make_request()
+    request.__class__ = _UncopyableRequest
+    return request
+
+
+def _assert_safe_stand_in(exc: BaseException, original_request: Any) -> None:
+    assert isinstance(exc, WBInferenceError)
+    assert exc.request is not original_request  # type: ignore[attr-defined]
+    assert _leaks(exc) == []
+    assert PROJECT not in _raw_headers(exc.request)  # type: ignore[attr-defined]
+    assert SECRET not in repr(vars(exc.request))  # type: ignore[attr-defined]
+    # Still says where the request went.
+    assert str(exc.request.url) == URL  # type: ignore[attr-defined]
+    assert exc.request.method == "POST"  # type: ignore[attr-defined]
+
+
+def test_uncopyable_request_is_never_kept_by_status_errors() -> None:
+    request = _uncopyable_request()
+    original = sdk_error(
+        429, wb_body(429, CONCURRENCY), request=request, headers={"retry-after": "2"}
+    )
+    assert original.request.headers["authorization"] == f"Bearer {SECRET}"
+    mapped = classify(original, model=MODEL)
+    assert type(mapped) is WBConcurrencyLimitError
+    _assert_safe_stand_in(mapped, request)
+    assert mapped.response.request is mapped.request
+    assert mapped.response.status_code == 429
+    assert mapped.request_id == REQUEST_ID
+    assert mapped.retry_after == 2.0
+
+
+def test_uncopyable_request_is_never_kept_by_timeouts_and_connection_errors() -> None:
+    request = _uncopyable_request()
+    timeout = classify(openai.APITimeoutError(request))
+    assert type(timeout) is WBTimeoutError
+    _assert_safe_stand_in(timeout, request)
+    direct = WBConnectionError(request=request, model=MODEL)
+    _assert_safe_stand_in(direct, request)
+
+
+def test_request_like_object_without_httpx_headers_is_never_kept() -> None:
+    # Not an httpx request at all: its headers are a plain dict, so it cannot be copied.
+    request = SimpleNamespace(
+        method="POST",
+        url=f"{URL}?key={SECRET}",
+        headers={"Authorization": f"Bearer {SECRET}", "OpenAI-Project": PROJECT},
+    )
+    timeout = WBTimeoutError(request)  # type: ignore[arg-type]
+    _assert_safe_stand_in(timeout, request)
+    assert SECRET not in str(timeout)
+
+
+def test_copy_that_ignores_the_redacted_headers_is_rejected() -> None:
+    request = _StickyAuthRequest("POST", URL, json={"model": MODEL})
+    assert request.headers["authorization"] == f"Bearer {SECRET}"
+    _assert_safe_stand_in(WBTimeoutError(request), request)
+    mapped = classify(sdk_error(500, wb_body(500, SERVER), request=request))
+    _assert_safe_stand_in(mapped, request)
+
+
+def test_uncopyable_response_is_never_kept() -> None:
+    response = make_response(
+        503, wb_body(503, OVERLOADED), headers={"retry-after-ms": "1500", "OpenAI-Project": PROJECT}
+    )
+    response.__class__ = _UncopyableResponse
+    original = _CLIENT._make_status_error_from_response(response)
+    mapped = classify(original, model=MODEL)
+    assert type(mapped) is WBOverloadedError
+    assert mapped.response is not response
+    assert mapped.response.status_code == 503
+    assert mapped.response.request is mapped.request
+    assert mapped.request.headers["authorization"] == "[REDACTED]"
+    assert _leaks(mapped) == []
+    assert PROJECT not in _raw_headers(mapped.response)
+    assert (mapped.request_id, mapped.retry_after) == (REQUEST_ID, 1.5)
+    assert mapped.response.headers["x-request-id"] == REQUEST_ID
+
+
+# ---------------------------------------------------------------------------------------
+# Retry-After is parsed once
+# ---------------------------------------------------------------------------------------
+
+
+def _count_parses(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    calls: list[object] = []
+    parse = errors._parse_retry_after
+
+    def counting(headers: Any) -> float | None:
+        calls.append(headers)
+        return parse(headers)
+
+    monkeypatch.setattr(errors, "_parse_retry_after", counting)
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [(429, wb_body(429, CONCURRENCY)), (429, wb_body(429, QUOTA)), (503, wb_body(503, OVERLOADED))],
+)
+def test_retry_after_is_parsed_once(
+    monkeypatch: pytest.MonkeyPatch, status: int, body: dict[str, Any]
+) -> None:
+    original = sdk_error(status, body, headers={"retry-after": "7"})
+    calls = _count_parses(monkeypatch)
+    mapped = classify(original)
+    assert isinstance(mapped, WBInferenceError)
+    assert retry_after_seconds(mapped) == 7.0
+    assert retry_after_seconds(mapped) == 7.0
+    assert mapped.retry_after == 7.0
+    assert len(calls) == 1
+
+
+def test_retry_after_seconds_returns_the_stored_value(monkeypatch: pytest.MonkeyPatch) -> None:
+    mapped = classify(_concurrency_with({"retry-after": "7"}))
+    assert isinstance(mapped, WBInferenceError)
+    mapped.retry_after = 3.0
+    calls = _count_parses(monkeypatch)
+    assert retry_after_seconds(mapped) == 3.0
+    assert calls == []
+
+
+def test_direct_construction_parses_retry_after_once_unless_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    response = make_response(429, wb_body(429, CONCURRENCY), headers={"retry-after": "3"})
+    calls = _count_parses(monkeypatch)
+    parsed = WBConcurrencyLimitError("busy", response=response, body=None)
+    assert (parsed.retry_after, len(calls)) == (3.0, 1)
+    given = WBConcurrencyLimitError("busy", response=response, body=None, retry_after=None)
+    assert (given.retry_after, len(calls)) == (None, 1)
+    # A plain openai error is still read from its headers.
+    assert retry_after_seconds(_concurrency_with({"retry-after": "5"})) == 5.0
+    assert len(calls) == 2
