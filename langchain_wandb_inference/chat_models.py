@@ -119,8 +119,11 @@ def _warn_lifecycle_once(model: str) -> None:
 
 
 def _rough_tokens(messages: Sequence[BaseMessage]) -> int:
-    """A cheap prompt-size estimate (4 characters a token) for the budget floor."""
-    return sum(len(str(m.content)) for m in messages) // 4
+    """A cheap prompt-size estimate (4 characters a token) for the budget floor.
+
+    Text only: an image's base64 bytes are not tokens.
+    """
+    return sum(len(m.text) for m in messages) // 4
 
 
 def _refuse_responses_api_options(values: Mapping[str, Any]) -> None:

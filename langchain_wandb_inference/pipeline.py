@@ -149,7 +149,11 @@ class Call:
         return self.request_timeout  # per-phase limits: the deadline applies between attempts
 
     def on_finish(self, finalizer: Finalizer) -> None:
-        """Run ``finalizer`` when the answer has been consumed (or abandoned)."""
+        """Run ``finalizer`` when the answer has been consumed.
+
+        A stream abandoned half-read runs it when its generator is closed (``close()``,
+        leaving an ``async for``, or garbage collection).
+        """
         self.finalizers.append(finalizer)
 
     def finish(self, model: str, usage: Mapping[str, Any] | None) -> None:
