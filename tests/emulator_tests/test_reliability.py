@@ -25,7 +25,6 @@ from langchain_wandb_inference import (
     WBAuthenticationError,
     WBCircuitOpenError,
     WBConcurrencyLimitError,
-    WBConnectionError,
     WBInferenceError,
     WBInvalidRequestError,
     WBModelNotFoundError,
