@@ -110,16 +110,6 @@ class Budget:
         with self._lock:
             return self._reserved
 
-    def check(self, model: str, prompt_tokens: int = 0) -> None:
-        """Raise if a call of this size would reach the limit now; reserves nothing.
-
-        A probe only: two threads may both pass it.  The pipeline uses
-        :meth:`reserve`, which checks and holds the floor in one step.
-        """
-        floor = call_floor(model, prompt_tokens)
-        with self._lock:
-            self._refuse_if_full(model, floor)
-
     def reserve(self, model: str, prompt_tokens: int = 0) -> float:
         """Check and hold the call's floor atomically; return it for :meth:`settle`.
 
