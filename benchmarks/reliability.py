@@ -47,9 +47,7 @@ from pydantic import SecretStr
 
 import langchain_wandb_inference
 from langchain_wandb_inference import ChatWBInference
-from langchain_wandb_inference.circuit_breaker import reset_circuits
-from langchain_wandb_inference.concurrency import reset_gates
-from langchain_wandb_inference.testing import Emulator, Fault
+from langchain_wandb_inference.testing import Emulator, Fault, set_testing
 
 T = TypeVar("T")
 
@@ -181,8 +179,7 @@ LOOP = BackgroundLoop()
 
 def fresh(emu: Emulator) -> None:
     """Forget process-wide limiter and breaker state, and the emulator's scripts and log."""
-    reset_gates()
-    reset_circuits()
+    set_testing(False)  # fresh gates and circuits, real retries
     emu.reset()
 
 
@@ -702,8 +699,7 @@ def warm_up() -> None:
         for build in (wb, oa):
             build(emu.base_url).invoke(PROMPT)
             LOOP.run(build(emu.base_url).ainvoke(PROMPT))
-    reset_gates()
-    reset_circuits()
+    set_testing(False)  # fresh gates and circuits, real retries
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,4 +1,8 @@
-"""W&B Inference model catalog data: one ``ModelInfo`` per model ID.
+"""W&B Inference model catalog data: one plain ``dict`` per model ID.
+
+Plain data on purpose: this module imports nothing from the package, so it can be read,
+edited and reviewed as a table; ``models.py`` turns each entry into a ``ModelInfo``
+(``price`` is ``(input, output[, cached_input])`` USD per 1M tokens).
 
 Where the figures come from (nothing here was observed live):
 
@@ -35,13 +39,7 @@ source and date in each entry you touch. Code must keep accepting IDs not listed
 from __future__ import annotations
 
 from datetime import date
-
-from langchain_wandb_inference.models import (
-    Lifecycle,
-    ModelInfo,
-    Price,
-    ReasoningMode,
-)
+from typing import Any
 
 __all__ = ["CATALOG", "REASONING_HISTORY_IDS"]
 
@@ -58,263 +56,264 @@ _R4 = "contract §4 reasoning modes"
 _R_UNDOC = "reasoning mode undocumented -> NONE"
 _LORA = "contract §8 LoRA base"
 
-GA = Lifecycle.GENERALLY_AVAILABLE
-UNKNOWN = Lifecycle.UNKNOWN
-RETIRED = Lifecycle.RETIRED
-ALWAYS = ReasoningMode.ALWAYS
-ON = ReasoningMode.DEFAULT_ON
-OFF = ReasoningMode.DEFAULT_OFF
-ADAPTIVE = ReasoningMode.ADAPTIVE
+# Lifecycle stages and reasoning modes, spelled as models.Lifecycle / models.ReasoningMode.
+GA = "general-availability"
+UNKNOWN = "unknown"
+RETIRED = "retired"
+ALWAYS = "always"
+ON = "default-on"
+OFF = "default-off"
+ADAPTIVE = "adaptive"
 
 # fmt: off
 # (Kept compact by hand: one entry per model, several fields a line, like a table.)
-CATALOG: tuple[ModelInfo, ...] = (
+CATALOG: tuple[dict[str, Any], ...] = (
     # --- Launch catalog (seeds, June 2025); fates from contract §7 ---------------------------
-    ModelInfo(
+    dict(
         id="deepseek-ai/DeepSeek-R1-0528", name="DeepSeek R1-0528", context_window=161_000,
         reasoning=ALWAYS, lifecycle=RETIRED, retired_on=date(2026, 3, 4),
-        price=Price(1.35, 5.40),
+        price=(1.35, 5.40),
         source=f"{_SEEDS}; {_SEED_PRICE}; contract §7 retired 2026-03-04, no replacement "
         "named; reasoning ALWAYS: not in §4 (retired before May 2026), R1 is a thinking model",
         as_of=_CONTRACT_DATE,
     ),
-    ModelInfo(
+    dict(
         id="deepseek-ai/DeepSeek-V3-0324", name="DeepSeek V3-0324", context_window=161_000,
-        lifecycle=RETIRED, retired_on=date(2026, 3, 4), price=Price(1.14, 2.75),
+        lifecycle=RETIRED, retired_on=date(2026, 3, 4), price=(1.14, 2.75),
         source=f"{_SEEDS}; {_SEED_PRICE}; contract §7 retired 2026-03-04, no replacement named",
         as_of=_CONTRACT_DATE,
     ),
-    ModelInfo(
+    dict(
         id="meta-llama/Llama-3.1-8B-Instruct", name="Llama 3.1 8B", context_window=131_072,
-        lifecycle=GA, price=Price(0.22, 0.22), lora_base=True,
+        lifecycle=GA, price=(0.22, 0.22), lora_base=True,
         source=f"{_SEEDS} (128K); {_GA}; {_LORA}",
         as_of=_GA_DATE,
     ),
-    ModelInfo(
+    dict(
         id="meta-llama/Llama-3.3-70B-Instruct", name="Llama 3.3 70B", context_window=128_000,
-        lifecycle=GA, price=Price(0.71, 0.71),
+        lifecycle=GA, price=(0.71, 0.71),
         source=f"{_SEEDS} (128K); {_GA}",
         as_of=_GA_DATE,
     ),
-    ModelInfo(
+    dict(
         id="meta-llama/Llama-4-Scout-17B-16E-Instruct", name="Llama 4 Scout",
         context_window=64_000, vision=True, lifecycle=RETIRED, retired_on=date(2026, 4, 21),
-        replacement="Qwen/Qwen3.5-35B-A3B", price=Price(0.17, 0.66),
+        replacement="Qwen/Qwen3.5-35B-A3B", price=(0.17, 0.66),
         source=f"{_SEEDS}; {_SEED_PRICE}; contract §7 retired 2026-04-21 -> Qwen3.5-35B-A3B",
         as_of=_CONTRACT_DATE,
     ),
-    ModelInfo(
+    dict(
         id="microsoft/Phi-4-mini-instruct", name="Phi 4 Mini", context_window=128_000,
-        lifecycle=RETIRED, retired_on=date(2026, 7, 20), price=Price(0.08, 0.35),
+        lifecycle=RETIRED, retired_on=date(2026, 7, 20), price=(0.08, 0.35),
         source=f"{_SEEDS}; {_SEED_PRICE}; contract §7 deprecated 2026-06-30, retired "
         "2026-07-20, no replacement named",
         as_of=_CONTRACT_DATE,
     ),
     # --- Generally available on 2026-09-29 (contract §7 GA table) ---------------------------
-    ModelInfo(
+    dict(
         id="openai/gpt-oss-120b", name="gpt-oss-120b", context_window=131_072,
-        reasoning=ALWAYS, lifecycle=GA, price=Price(0.03, 0.17), lora_base=True,
+        reasoning=ALWAYS, lifecycle=GA, price=(0.03, 0.17), lora_base=True,
         source=f"{_GA}; {_R4}; {_LORA}", as_of=_GA_DATE,
     ),
-    ModelInfo(
+    dict(
         id="openai/gpt-oss-20b", name="gpt-oss-20b", context_window=131_072,
-        reasoning=ALWAYS, lifecycle=GA, price=Price(0.03, 0.13),
+        reasoning=ALWAYS, lifecycle=GA, price=(0.03, 0.13),
         source=f"{_GA}; {_R4}", as_of=_GA_DATE,
     ),
-    ModelInfo(
+    dict(
         id="deepseek-ai/DeepSeek-V4-Flash-0731", name="DeepSeek-V4-Flash-0731",
-        context_window=262_144, reasoning=ON, lifecycle=GA, price=Price(0.13, 0.28, 0.07),
+        context_window=262_144, reasoning=ON, lifecycle=GA, price=(0.13, 0.28, 0.07),
         source=f"{_GA}; {_R4}", as_of=_GA_DATE,
     ),
-    ModelInfo(
+    dict(
         id="deepseek-ai/DeepSeek-V4-Pro-0813", name="DeepSeek-V4-Pro-0813",
         context_window=1_048_576, reasoning=ON, lifecycle=GA,
-        price=Price(1.31, 3.96, 0.044),
+        price=(1.31, 3.96, 0.044),
         source=f"{_GA}; {_R4}", as_of=_GA_DATE,
     ),
-    ModelInfo(
+    dict(
         id="deepseek-ai/DeepSeek-V4.1-Flash", name="DeepSeek-V4.1-Flash",
-        context_window=1_048_576, vision=True, lifecycle=GA, price=Price(0.20, 0.65, 0.03),
+        context_window=1_048_576, vision=True, lifecycle=GA, price=(0.20, 0.65, 0.03),
         source=f"{_GA}; {_R_UNDOC}", as_of=_GA_DATE,
     ),
-    ModelInfo(
+    dict(
         id="zai-org/GLM-5.2", name="GLM-5.2", context_window=1_048_576, lifecycle=GA,
-        price=Price(0.76, 2.42, 0.14),
+        price=(0.76, 2.42, 0.14),
         source=f"{_GA}; {_R_UNDOC}", as_of=_GA_DATE,
     ),
-    ModelInfo(
+    dict(
         id="google/gemma-4-26B-A4B-it", name="gemma-4-26B-A4B-it", context_window=262_144,
-        vision=True, reasoning=OFF, lifecycle=GA, price=Price(0.10, 0.30, 0.05),
+        vision=True, reasoning=OFF, lifecycle=GA, price=(0.10, 0.30, 0.05),
         source=f"{_GA}; {_R4}", as_of=_GA_DATE,
     ),
-    ModelInfo(
+    dict(
         id="Qwen/Qwen3.8-27B", name="Qwen3.8-27B", context_window=262_144, vision=True,
-        lifecycle=GA, price=Price(0.40, 3.00, 0.15),
+        lifecycle=GA, price=(0.40, 3.00, 0.15),
         source=f"{_GA}; {_R_UNDOC}", as_of=_GA_DATE,
     ),
-    ModelInfo(
+    dict(
         id="moonshotai/Kimi-K2.6", name="Kimi-K2.6", context_window=262_144, vision=True,
-        reasoning=ALWAYS, lifecycle=GA, price=Price(0.65, 3.41, 0.15),
+        reasoning=ALWAYS, lifecycle=GA, price=(0.65, 3.41, 0.15),
         source=f"{_GA}; {_R4}", as_of=_GA_DATE,
     ),
-    ModelInfo(
+    dict(
         id="ibm-granite/granite-4.2-8b", name="granite-4.2-8b", context_window=131_072,
-        reasoning=ON, lifecycle=GA, price=Price(0.10, 0.15, 0.05),
+        reasoning=ON, lifecycle=GA, price=(0.10, 0.15, 0.05),
         source=f"{_GA}; {_R4}", as_of=_GA_DATE,
     ),
     # --- Also listed in 2026, stage by late 2026 uncertain (contract §7) --------------------
-    ModelInfo(
+    dict(
         id="deepseek-ai/DeepSeek-V3.1", name="DeepSeek-V3.1", context_window=161_000,
-        lifecycle=UNKNOWN, price=Price(0.55, 1.65),
+        lifecycle=UNKNOWN, price=(0.55, 1.65),
         source=f"{_ALSO}; {_R_UNDOC}", as_of=_CONTRACT_DATE,
     ),
-    ModelInfo(
+    dict(
         id="google/gemma-4-31B-it", name="gemma-4-31B-it", context_window=262_000,
-        vision=True, reasoning=OFF, lifecycle=UNKNOWN, price=Price(0.10, 0.34),
+        vision=True, reasoning=OFF, lifecycle=UNKNOWN, price=(0.10, 0.34),
         source=f"{_ALSO}; {_R4}", as_of=_CONTRACT_DATE,
     ),
-    ModelInfo(
+    dict(
         id="meta-llama/Llama-3.1-70B-Instruct", name="Llama-3.1-70B-Instruct",
-        context_window=128_000, lifecycle=UNKNOWN, price=Price(0.80, 0.80), lora_base=True,
+        context_window=128_000, lifecycle=UNKNOWN, price=(0.80, 0.80), lora_base=True,
         source=f"{_ALSO}; {_LORA}", as_of=_CONTRACT_DATE,
     ),
-    ModelInfo(
+    dict(
         id="MiniMaxAI/MiniMax-M2.5", name="MiniMax-M2.5", context_window=197_000,
-        reasoning=ALWAYS, lifecycle=UNKNOWN, price=Price(0.30, 1.20),
+        reasoning=ALWAYS, lifecycle=UNKNOWN, price=(0.30, 1.20),
         source=f"{_ALSO}; {_R4}", as_of=_CONTRACT_DATE,
     ),
-    ModelInfo(
+    dict(
         id="MiniMaxAI/MiniMax-M3", name="MiniMax-M3", context_window=None, vision=True,
-        reasoning=ADAPTIVE, lifecycle=UNKNOWN, price=Price(0.23, 0.96, 0.05),
+        reasoning=ADAPTIVE, lifecycle=UNKNOWN, price=(0.23, 0.96, 0.05),
         source=f"{_ALSO} (no context given); {_R4}", as_of=_CONTRACT_DATE,
     ),
-    ModelInfo(
+    dict(
         id="moonshotai/Kimi-K2.5", name="Kimi-K2.5", context_window=262_000, vision=True,
         reasoning=ALWAYS, lifecycle=UNKNOWN, price=None,
         source=f"{_ALSO} (no price given); {_R4}; replacement of Kimi-K2-Instruct(-0905)",
         as_of=_CONTRACT_DATE,
     ),
-    ModelInfo(
+    dict(
         id="moonshotai/Kimi-K2.7-Code", name="Kimi-K2.7-Code", context_window=None,
-        vision=True, reasoning=ALWAYS, lifecycle=UNKNOWN, price=Price(0.71, 3.50, 0.15),
+        vision=True, reasoning=ALWAYS, lifecycle=UNKNOWN, price=(0.71, 3.50, 0.15),
         source=f"{_ALSO} (no context given); {_R4}", as_of=_CONTRACT_DATE,
     ),
-    ModelInfo(
+    dict(
         id="nvidia/NVIDIA-Nemotron-3-Super-120B-A12B-FP8",
         name="NVIDIA-Nemotron-3-Super-120B-A12B-FP8", context_window=262_000, reasoning=ON,
-        lifecycle=UNKNOWN, price=Price(0.20, 0.80),
+        lifecycle=UNKNOWN, price=(0.20, 0.80),
         source=f"{_ALSO}; {_R4}", as_of=_CONTRACT_DATE,
     ),
-    ModelInfo(
+    dict(
         id="nvidia/NVIDIA-Nemotron-3-Ultra-550B-A55B", name="NVIDIA-Nemotron-3-Ultra-550B-A55B",
-        context_window=None, lifecycle=UNKNOWN, price=Price(0.75, 2.75, 0.15),
+        context_window=None, lifecycle=UNKNOWN, price=(0.75, 2.75, 0.15),
         source=f"{_ALSO} (no context given); {_R_UNDOC}", as_of=_CONTRACT_DATE,
     ),
-    ModelInfo(
+    dict(
         id="nvidia/NVIDIA-Nemotron-3.5-Lightning-30B-A3B",
         name="NVIDIA-Nemotron-3.5-Lightning-30B-A3B", context_window=None,
-        lifecycle=UNKNOWN, price=Price(0.10, 0.25, 0.05),
+        lifecycle=UNKNOWN, price=(0.10, 0.25, 0.05),
         source=f"{_ALSO} (no context given); {_R_UNDOC}", as_of=_CONTRACT_DATE,
     ),
-    ModelInfo(
+    dict(
         id="OpenPipe/Qwen3-14B-Instruct", name="Qwen3-14B-Instruct", context_window=32_800,
-        lifecycle=UNKNOWN, price=Price(0.05, 0.22), lora_base=True,
+        lifecycle=UNKNOWN, price=(0.05, 0.22), lora_base=True,
         source=f"{_ALSO} (32.8K); {_LORA}; replacement of Qwen2.5-14B-Instruct",
         as_of=_CONTRACT_DATE,
     ),
-    ModelInfo(
+    dict(
         id="Qwen/Qwen3-235B-A22B-Instruct-2507", name="Qwen3-235B-A22B-Instruct-2507",
-        context_window=262_000, lifecycle=UNKNOWN, price=Price(0.10, 0.10),
+        context_window=262_000, lifecycle=UNKNOWN, price=(0.10, 0.10),
         source=f"{_ALSO}; {_R_UNDOC}", as_of=_CONTRACT_DATE,
     ),
-    ModelInfo(
+    dict(
         id="Qwen/Qwen3-235B-A22B-Thinking-2507", name="Qwen3-235B-A22B-Thinking-2507",
-        context_window=262_000, reasoning=ALWAYS, lifecycle=UNKNOWN, price=Price(0.10, 0.10),
+        context_window=262_000, reasoning=ALWAYS, lifecycle=UNKNOWN, price=(0.10, 0.10),
         source=f"{_ALSO}; {_R4}", as_of=_CONTRACT_DATE,
     ),
-    ModelInfo(
+    dict(
         id="Qwen/Qwen3-30B-A3B-Instruct-2507", name="Qwen3-30B-A3B-Instruct-2507",
-        context_window=262_000, lifecycle=UNKNOWN, price=Price(0.10, 0.30), lora_base=True,
+        context_window=262_000, lifecycle=UNKNOWN, price=(0.10, 0.30), lora_base=True,
         source=f"{_ALSO}; {_R_UNDOC}; {_LORA}", as_of=_CONTRACT_DATE,
     ),
-    ModelInfo(
+    dict(
         id="Qwen/Qwen3-Coder-480B-A35B-Instruct", name="Qwen3-Coder-480B-A35B-Instruct",
-        context_window=262_000, lifecycle=UNKNOWN, price=Price(1.00, 1.50),
+        context_window=262_000, lifecycle=UNKNOWN, price=(1.00, 1.50),
         source=f"{_ALSO}; {_R_UNDOC}", as_of=_CONTRACT_DATE,
     ),
-    ModelInfo(
+    dict(
         id="Qwen/Qwen3.5-35B-A3B", name="Qwen3.5-35B-A3B", context_window=262_000,
-        vision=True, reasoning=ON, lifecycle=UNKNOWN, price=Price(0.25, 1.25),
+        vision=True, reasoning=ON, lifecycle=UNKNOWN, price=(0.25, 1.25),
         source=f"{_ALSO}; {_R4}; replacement of Llama-4-Scout", as_of=_CONTRACT_DATE,
     ),
-    ModelInfo(
+    dict(
         id="Qwen/Qwen3.6-35B-A3B", name="Qwen3.6-35B-A3B", context_window=262_000,
-        vision=True, reasoning=ON, lifecycle=UNKNOWN, price=Price(0.25, 1.25),
+        vision=True, reasoning=ON, lifecycle=UNKNOWN, price=(0.25, 1.25),
         source=f"{_ALSO}; {_R4}", as_of=_CONTRACT_DATE,
     ),
-    ModelInfo(
+    dict(
         id="Qwen/Qwen3.6-27B", name="Qwen3.6-27B", context_window=262_000, vision=True,
-        reasoning=ON, lifecycle=UNKNOWN, price=Price(0.60, 3.60, 0.12),
+        reasoning=ON, lifecycle=UNKNOWN, price=(0.60, 3.60, 0.12),
         source=f"{_ALSO}; {_R4}", as_of=_CONTRACT_DATE,
     ),
-    ModelInfo(
+    dict(
         id="JetBrains/Mellum2-12B-A2.5B-Instruct", name="Mellum2-12B-A2.5B-Instruct",
-        context_window=131_000, lifecycle=UNKNOWN, price=Price(0.05, 0.10),
+        context_window=131_000, lifecycle=UNKNOWN, price=(0.05, 0.10),
         source=f"{_ALSO}; {_R_UNDOC}", as_of=_CONTRACT_DATE,
     ),
-    ModelInfo(
+    dict(
         id="zai-org/GLM-5.1", name="GLM-5.1", context_window=203_000, reasoning=ON,
-        lifecycle=UNKNOWN, price=Price(1.40, 4.40, 0.26),
+        lifecycle=UNKNOWN, price=(1.40, 4.40, 0.26),
         source=f"{_ALSO}; {_R4}; replacement of GLM-5-FP8", as_of=_CONTRACT_DATE,
     ),
-    ModelInfo(
+    dict(
         id="zai-org/GLM-5.3-Flash", name="GLM-5.3-Flash", context_window=None,
         lifecycle=UNKNOWN, price=None,
         source=f"{_ALSO} (ID only: no context, price or capabilities given); {_R_UNDOC}",
         as_of=_CONTRACT_DATE,
     ),
     # --- Retired; only the ID, fate and successor are documented (contract §7) --------------
-    ModelInfo(
+    dict(
         id="Qwen/Qwen2.5-14B-Instruct", name="Qwen2.5-14B-Instruct", context_window=None,
         lifecycle=RETIRED, replacement="OpenPipe/Qwen3-14B-Instruct",
         source=f"{_CHAIN}: -> OpenPipe/Qwen3-14B-Instruct; {_NO_DATE}", as_of=_CONTRACT_DATE,
     ),
-    ModelInfo(
+    dict(
         id="moonshotai/Kimi-K2-Instruct", name="Kimi-K2-Instruct", context_window=None,
         lifecycle=RETIRED, replacement="moonshotai/Kimi-K2.5",
         source=f"{_CHAIN}: -> Kimi-K2.5; {_NO_DATE}", as_of=_CONTRACT_DATE,
     ),
-    ModelInfo(
+    dict(
         id="moonshotai/Kimi-K2-Instruct-0905", name="Kimi-K2-Instruct-0905",
         context_window=None, lifecycle=RETIRED, replacement="moonshotai/Kimi-K2.5",
         source=f"{_CHAIN}: -> Kimi-K2.5; {_NO_DATE}", as_of=_CONTRACT_DATE,
     ),
-    ModelInfo(
+    dict(
         id="zai-org/GLM-4.5", name="GLM-4.5", context_window=None, lifecycle=RETIRED,
         replacement="zai-org/GLM-5-FP8",
         source=f"{_CHAIN}: -> GLM-5-FP8 (itself retired -> GLM-5.1); {_NO_DATE}",
         as_of=_CONTRACT_DATE,
     ),
-    ModelInfo(
+    dict(
         id="zai-org/GLM-5-FP8", name="GLM-5-FP8", context_window=None, lifecycle=RETIRED,
         retired_on=date(2026, 5, 11), replacement="zai-org/GLM-5.1",
         source=f"{_CHAIN}: retired 2026-05-11 -> GLM-5.1", as_of=_CONTRACT_DATE,
     ),
-    ModelInfo(
+    dict(
         id="deepseek-ai/DeepSeek-V4-Flash", name="DeepSeek-V4-Flash", context_window=None,
         reasoning=OFF, lifecycle=RETIRED, retired_on=date(2026, 10, 5),
         replacement="deepseek-ai/DeepSeek-V4-Flash-0731",
         source=f"{_CHAIN}: retired 2026-10-05 -> DeepSeek-V4-Flash-0731; {_R4}",
         as_of=_CONTRACT_DATE,
     ),
-    ModelInfo(
+    dict(
         id="deepseek-ai/DeepSeek-V4-Pro", name="DeepSeek-V4-Pro", context_window=None,
         reasoning=OFF, lifecycle=RETIRED, retired_on=date(2026, 10, 5),
         replacement="deepseek-ai/DeepSeek-V4-Pro-0813",
         source=f"{_CHAIN}: retired 2026-10-05 -> DeepSeek-V4-Pro-0813; {_R4}",
         as_of=_CONTRACT_DATE,
     ),
-    ModelInfo(
+    dict(
         id="ibm-granite/granite-4.1-8b", name="granite-4.1-8b", context_window=None,
         lifecycle=RETIRED, retired_on=date(2026, 10, 5),
         source=f"{_CHAIN}: retired 2026-10-05, no replacement named; {_R_UNDOC}",

@@ -2,40 +2,43 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import math
 import os
 import threading
 import time
+import urllib.parse
 import warnings
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Iterable,
+    Iterator,
+    Mapping,
+    Sequence,
+)
 from dataclasses import dataclass, fields
-from typing import Any, Literal, NoReturn
+from typing import Any, Literal
 
 import openai
-from langchain_core.callbacks import (
-    AsyncCallbackManagerForLLMRun,
-    CallbackManagerForLLMRun,
-)
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.callbacks.manager import ahandle_event, handle_event
 from langchain_core.language_models import LangSmithParams, LanguageModelInput, ModelProfile
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
-from langchain_core.utils import secret_from_env
+from langchain_core.utils import from_env, secret_from_env
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_openai.chat_models.base import BaseChatOpenAI
 from pydantic import ConfigDict, Field, InstanceOf, SecretStr, model_validator
 from typing_extensions import Self
 
-from langchain_wandb_inference import pipeline
-from langchain_wandb_inference._http import proxies_configured, shared_async_client
+from langchain_wandb_inference import _http
 from langchain_wandb_inference._version import __version__
-from langchain_wandb_inference.budget import Budget
-from langchain_wandb_inference.circuit_breaker import CircuitBreaker
-from langchain_wandb_inference.concurrency import AdaptiveConcurrency
 from langchain_wandb_inference.errors import DEFAULT_BASE_URL, KEYS_URL, classify
-from langchain_wandb_inference.fallback import FallbackPolicy
 from langchain_wandb_inference.models import (
     Lifecycle,
     ModelInfo,
@@ -43,8 +46,15 @@ from langchain_wandb_inference.models import (
     model_info,
     model_profile,
 )
-from langchain_wandb_inference.pipeline import Call, Notify, Policy
-from langchain_wandb_inference.retry import RetryPolicy
+from langchain_wandb_inference.policies import Budget, CircuitBreaker, RetryPolicy
+from langchain_wandb_inference.policies import _pipeline as pipeline
+from langchain_wandb_inference.policies._budget import BudgetGuard
+from langchain_wandb_inference.policies._circuit_breaker import Breaker
+from langchain_wandb_inference.policies._concurrency import AdaptiveConcurrency
+from langchain_wandb_inference.policies._fallback import FallbackPolicy
+from langchain_wandb_inference.policies._pipeline import Call, Finish, Notify, Policy
+from langchain_wandb_inference.policies._state import LOCAL
+from langchain_wandb_inference.usage import clean_usage, rough_tokens
 
 logger = logging.getLogger("langchain_wandb_inference")
 
@@ -59,7 +69,6 @@ _RESPONSES_ONLY = (
     "truncation",
     "context_management",
     "use_previous_response_id",
-    "prompt_cache_options",
 )
 # W&B request fields the OpenAI SDK has no argument for: sent through ``extra_body``.
 _WB_BODY_FIELDS = ("cache_salt",)
@@ -83,8 +92,8 @@ def resolve_project(project: str | None) -> str | None:
         entity = os.environ.get("WANDB_ENTITY", "").strip()
         if "/" not in env_project and not entity:
             msg = (
-                f"WANDB_PROJECT={env_project!r} names no team: set WANDB_ENTITY to your "
-                'team, or pass project="team/project" to ChatWBInference.'
+                "WANDB_PROJECT names no team: set WANDB_ENTITY to your team, or pass "
+                'project="team/project" to ChatWBInference.'
             )
             raise ValueError(msg)
         project = env_project if "/" in env_project else f"{entity}/{env_project}"
@@ -93,89 +102,10 @@ def resolve_project(project: str | None) -> str | None:
     if len(parts) != 2 or not all(p.strip() and p == p.strip() for p in parts):
         msg = (
             f"{source} must have the form 'team/project' (your W&B team or entity, a "
-            f"slash, and a project name, without spaces), got {project!r}."
+            "slash, and a project name, without spaces)."
         )
         raise ValueError(msg)
     return project
-
-
-def _warn_lifecycle_once(model: str) -> None:
-    """Warn once per process that a model is deprecated or retired, naming its replacement."""
-    info = model_info(model)
-    if info is None or info.lifecycle not in (Lifecycle.DEPRECATED, Lifecycle.RETIRED):
-        return
-    with _warned_lock:
-        if model in _warned_models:
-            return
-        _warned_models.add(model)
-    when = f" on {info.retired_on.isoformat()}" if info.retired_on else ""
-    state = (
-        f"was retired{when} (requests fail with 404)"
-        if (info.lifecycle is Lifecycle.RETIRED)
-        else f"is deprecated and will be retired{when}"
-    )
-    instead = f"; use {info.replacement!r} instead" if info.replacement else ""
-    warnings.warn(f"W&B model {model!r} {state}{instead}.", DeprecationWarning, stacklevel=4)
-
-
-def _rough_tokens(messages: Sequence[BaseMessage]) -> int:
-    """A cheap prompt-size estimate (4 characters a token) for the budget floor.
-
-    Text only: an image's base64 bytes are not tokens.
-    """
-    return sum(len(m.text) for m in messages) // 4
-
-
-def _refuse_responses_api_options(values: Mapping[str, Any]) -> None:
-    """Fail loudly on options that would route to ``/v1/responses`` (absent on W&B)."""
-    for name in _RESPONSES_ONLY:
-        if values.get(name) not in (None, False):
-            msg = (
-                f"{name}= selects OpenAI's Responses API, which W&B Inference does not "
-                "serve (it has Chat Completions only). Remove it; for reasoning models "
-                "use reasoning_effort= or enable_thinking=."
-            )
-            raise ValueError(msg)
-    if values.get("output_version") == "responses/v1":
-        msg = 'output_version="responses/v1" needs the Responses API, which W&B does not serve.'
-        raise ValueError(msg)
-
-
-def _resolve_connection(values: dict[str, Any]) -> None:
-    """Key, base URL, project and async HTTP client, from W&B's settings only."""
-    key = values.get("api_key", values.get("openai_api_key")) or os.environ.get("WANDB_API_KEY")
-    if not key:
-        msg = (
-            "No W&B API key: set the WANDB_API_KEY environment variable or pass "
-            f"api_key= to ChatWBInference. Create a key at {KEYS_URL}."
-        )
-        raise ValueError(msg)
-    values["api_key"] = key
-    values.pop("openai_api_key", None)
-    base_url = values.pop("openai_api_base", None) or values.get("base_url")
-    values["base_url"] = base_url or os.environ.get("WANDB_INFERENCE_BASE_URL") or DEFAULT_BASE_URL
-    values["project"] = resolve_project(values.get("project"))
-    timeout = values.get("timeout", values.get("request_timeout", DEFAULT_TIMEOUT))
-    custom = any(values.get(n) for n in ("http_async_client", "async_client", "openai_proxy"))
-    if not custom and isinstance(timeout, int | float | None) and not proxies_configured():
-        values["http_async_client"] = shared_async_client(values["base_url"], timeout)
-
-
-def _resolve_policies(values: dict[str, Any]) -> None:
-    """Policies from their serialized settings; ``max_retries`` becomes our retry policy.
-
-    The SDK's own retries are always off, so exactly one layer retries.
-    """
-    for name, policy_type in _POLICY_FIELDS.items():
-        if isinstance(values.get(name), dict):  # as written by to_json
-            values[name] = policy_type(**values[name])
-    max_retries = values.pop("max_retries", None)
-    if max_retries is not None and "retry" not in values:
-        values["retry"] = RetryPolicy(max_attempts=max_retries + 1) if max_retries else None
-    values["max_retries"] = 0
-    if values.get("budget_usd") is not None and values.get("budget") is not None:
-        msg = "Pass either budget_usd= (this model's own) or budget= (shared), not both."
-        raise ValueError(msg)
 
 
 class ChatWBInference(BaseChatOpenAI):
@@ -195,7 +125,8 @@ class ChatWBInference(BaseChatOpenAI):
     Key init args:
         model: a :class:`WBModel` or any model ID string (the catalog changes
             monthly), or a LoRA artifact ``wandb-artifact:///team/project/name:v``.
-        api_key: W&B API key; defaults to ``WANDB_API_KEY``.
+        api_key: W&B API key (or a callable returning one); defaults to
+            ``WANDB_API_KEY``.
         project: ``team/project`` for the ``OpenAI-Project`` header.
         base_url: defaults to ``WANDB_INFERENCE_BASE_URL`` or W&B's public URL.
         timeout: per request, 60 s by default (reasoning models: prefer streaming).
@@ -239,11 +170,14 @@ class ChatWBInference(BaseChatOpenAI):
 
     model_name: str = Field(default=DEFAULT_MODEL, alias="model")
     """Model ID: a :class:`WBModel` member or any string W&B serves."""
-    openai_api_key: SecretStr | None = Field(
+    openai_api_key: SecretStr | Callable[[], str] | Callable[[], Awaitable[str]] | None = Field(
         alias="api_key", default_factory=secret_from_env("WANDB_API_KEY", default=None)
     )
-    """W&B API key (``WANDB_API_KEY``)."""
-    openai_api_base: str | None = Field(default=None, alias="base_url")
+    """W&B API key (``WANDB_API_KEY``), or a callable returning one (key rotation)."""
+    openai_api_base: str | None = Field(
+        alias="base_url",
+        default_factory=from_env("WANDB_INFERENCE_BASE_URL", default=DEFAULT_BASE_URL),
+    )
     """Base URL (``WANDB_INFERENCE_BASE_URL``, else W&B's public endpoint)."""
     project: str | None = Field(default=None, repr=False)
     """``team/project`` sent as ``OpenAI-Project`` (else ``WANDB_ENTITY``/``WANDB_PROJECT``)."""
@@ -253,6 +187,8 @@ class ChatWBInference(BaseChatOpenAI):
         default=DEFAULT_TIMEOUT, alias="timeout"
     )
     """Seconds per request (ChatOpenAI's default is none: a hung server blocks forever)."""
+    max_tokens: int | None = Field(default=None, alias="max_completion_tokens")
+    """Most tokens to generate (``max_completion_tokens`` is accepted too)."""
     stream_usage: bool | None = True
     """W&B sends usage in a final stream chunk: on by default."""
     retry: InstanceOf[RetryPolicy] | None = Field(default_factory=RetryPolicy)
@@ -283,39 +219,71 @@ class ChatWBInference(BaseChatOpenAI):
 
     @model_validator(mode="before")
     @classmethod
-    def _resolve_wandb_settings(cls, values: Any) -> Any:
-        """Resolve key, URL and project from W&B's settings before the clients are built.
+    def _settings_from_dicts(cls, values: Any) -> Any:
+        """Rebuild policies written by :meth:`to_json` (plain dicts) and map ``max_retries``.
 
-        Runs before ``BaseChatOpenAI.validate_environment`` (which builds the clients)
-        so that no ``OPENAI_*`` variable can supply the key, URL or retries.
+        ``max_retries=N`` (ChatOpenAI's knob) becomes ``RetryPolicy(max_attempts=N + 1)``
+        unless a retry policy is given: the SDK's own retries are always off, so exactly
+        one layer retries.
         """
         if not isinstance(values, dict):
             return values
         values = dict(values)
-        _refuse_responses_api_options(values)
-        _resolve_connection(values)
-        _resolve_policies(values)
+        for name, policy_type in _POLICY_FIELDS.items():
+            if isinstance(values.get(name), dict):
+                values[name] = policy_type(**values[name])
+        max_retries = values.pop("max_retries", None)
+        if max_retries is not None and "retry" not in values:
+            values["retry"] = RetryPolicy(max_attempts=max_retries + 1) if max_retries else None
         if isinstance(values.get("model"), WBModel):
             values["model"] = values["model"].value
-        if values.get("cache_salt") == "":
-            msg = "cache_salt must be a non-empty string (or None)."
-            raise ValueError(msg)
         return values
 
     @model_validator(mode="after")
-    def _configure_wandb_clients(self) -> Self:
-        """Send the project header, and no OpenAI org/project from the environment.
+    def validate_environment(self) -> Self:
+        """Check the settings, then build the W&B clients (as langchain-xai does).
 
-        The ``openai`` SDK reads ``OPENAI_ORG_ID`` / ``OPENAI_PROJECT_ID`` and would send
-        them to any base URL: an OpenAI project ID would reach W&B as the team/project.
+        Replaces ``BaseChatOpenAI.validate_environment``, so no ``OPENAI_*`` variable
+        supplies the key, URL, organization, project, proxy or retries.
         """
+        _refuse_responses_api_options(self)
+        _check_settings(self)
+        self.project = resolve_project(self.project)
         self.openai_organization = None
-        for client in (self.root_client, self.root_async_client):
-            if client is not None:
-                client.organization = None
-                client.project = self.project
+        self.max_retries = 0
         if self.budget_usd is not None:
             self.budget = Budget(self.budget_usd)
+        sync_key, async_key = _http.api_keys(self.openai_api_key)
+        params: dict[str, Any] = {
+            "base_url": self.openai_api_base,
+            "max_retries": 0,
+            "timeout": self.request_timeout,
+            "default_headers": self.default_headers,
+            "default_query": self.default_query,
+        }
+        if not self.client and sync_key is not None:
+            http_client = self.http_client or _http.sync_client(
+                self.openai_api_base,
+                self.request_timeout,
+                self.http_socket_options,
+                self.openai_proxy,
+            )
+            self.root_client = openai.OpenAI(api_key=sync_key, http_client=http_client, **params)
+            self.client = self.root_client.chat.completions
+        if not self.async_client:
+            http_client = self.http_async_client or _http.async_client(
+                self.openai_api_base,
+                self.request_timeout,
+                self.http_socket_options,
+                self.openai_proxy,
+            )
+            self.root_async_client = openai.AsyncOpenAI(
+                api_key=async_key, http_client=http_client, **params
+            )
+            self.async_client = self.root_async_client.chat.completions
+        for client in (self.root_client, self.root_async_client):
+            if client is not None:  # the SDK fills None from OPENAI_ORG_ID/OPENAI_PROJECT_ID
+                client.organization, client.project = None, self.project
         self._add_version("langchain-wandb-inference", __version__)
         _warn_lifecycle_once(self.model_name)
         return self
@@ -428,6 +396,7 @@ class ChatWBInference(BaseChatOpenAI):
     def _create_chat_result(
         self, response: Any, generation_info: dict[str, Any] | None = None
     ) -> ChatResult:
+        _clean_response_usage(response)
         result = super()._create_chat_result(response, generation_info)
         choices = (
             response.get("choices") if isinstance(response, dict) else response.choices
@@ -446,6 +415,8 @@ class ChatWBInference(BaseChatOpenAI):
         default_chunk_class: type,
         base_generation_info: dict[str, Any] | None,
     ) -> ChatGenerationChunk | None:
+        if isinstance(chunk.get("usage"), Mapping):
+            chunk = {**chunk, "usage": clean_usage(chunk["usage"])}
         generation = super()._convert_chunk_to_generation_chunk(
             chunk, default_chunk_class, base_generation_info
         )
@@ -481,47 +452,71 @@ class ChatWBInference(BaseChatOpenAI):
     # -- the catalog, live -------------------------------------------------------------
 
     def list_models(self) -> list[ListedModel]:
-        """Models the service lists now (``GET /models``), joined with the catalog."""
-        try:
-            page = self.root_client.models.list()
-        except Exception as exc:
-            _raise_mapped(exc, None)
+        """Models the service lists now (``GET /models``), joined with the catalog.
+
+        Retried like a chat call (the retry policy only: listing is not a model call).
+        """
+        call = self._listing_call()
+        page, _ = pipeline.run(
+            pipeline.compose([self.retry] if self.retry else [])(call),
+            lambda attempt: self.root_client.models.list(timeout=attempt.timeout()),
+            lambda event: None,
+        )
         return _joined(page.data)
 
     async def alist_models(self) -> list[ListedModel]:
         """Async twin of :meth:`list_models`."""
-        try:
-            page = await self.root_async_client.models.list()
-        except Exception as exc:
-            _raise_mapped(exc, None)
+        call = self._listing_call()
+
+        async def send(attempt: Call) -> Any:
+            return await self.root_async_client.models.list(timeout=attempt.timeout())
+
+        async def ignore(event: Notify) -> None:
+            return None
+
+        page, _ = await pipeline.arun(
+            pipeline.compose([self.retry] if self.retry else [])(call), send, ignore
+        )
         return _joined(page.data)
+
+    def _listing_call(self) -> Call:
+        deadline = self.retry.deadline if self.retry else None
+        return Call(
+            model="",
+            base_url=str(self.openai_api_base),
+            project=self.project,
+            deadline=None if deadline is None else time.monotonic() + deadline,
+            request_timeout=self.request_timeout,
+        )
 
     # -- the call path: policies composed once for every path ------------------------
 
-    def _policies(self) -> list[Policy]:
+    def _policies(self, messages: Sequence[BaseMessage], kwargs: Mapping[str, Any]) -> list[Policy]:
         """The pipeline, outermost first; a new policy is one line here."""
+        max_tokens = kwargs.get("max_tokens", kwargs.get("max_completion_tokens", self.max_tokens))
         chain: list[Policy | None] = [
-            self.budget,
+            BudgetGuard(self.budget, _prompt_tokens(messages), max_tokens) if self.budget else None,
             FallbackPolicy(tuple(self.fallback_models)) if self.fallback_models else None,
             self.retry,
-            self.circuit_breaker,
-            AdaptiveConcurrency(self.max_concurrency) if self.limit_concurrency else None,
+            Breaker(self.circuit_breaker, LOCAL) if self.circuit_breaker else None,
+            AdaptiveConcurrency(LOCAL, self.max_concurrency) if self.limit_concurrency else None,
         ]
         return [policy for policy in chain if policy is not None]
 
-    def _new_call(self, messages: Sequence[BaseMessage], kwargs: Mapping[str, Any]) -> Call:
+    def _new_call(
+        self, messages: Sequence[BaseMessage], kwargs: Mapping[str, Any]
+    ) -> tuple[Call, pipeline.Plan[Any]]:
+        """The call as the policies see it, and the plan that runs it."""
         deadline = self.retry.deadline if self.retry else None
-        return Call(
+        call = Call(
             model=str(kwargs.get("model") or self.model_name),
             base_url=str(self.openai_api_base),
             project=self.project,
             deadline=None if deadline is None else time.monotonic() + deadline,
             request_timeout=kwargs.get("timeout", self.request_timeout),
-            prompt_tokens=_rough_tokens(messages) if self.budget is not None else 0,
+            fingerprint=lambda: _fingerprint(messages, kwargs),
         )
-
-    def _plan(self, call: Call) -> pipeline.Plan[Any]:
-        return pipeline.compose(self._policies())(call)
+        return call, pipeline.compose(self._policies(messages, kwargs))(call)
 
     def _generate(
         self,
@@ -530,10 +525,10 @@ class ChatWBInference(BaseChatOpenAI):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        call = self._new_call(messages, kwargs)
+        call, plan = self._new_call(messages, kwargs)
 
         def send(attempt: Call) -> ChatResult:
-            generate = super(ChatWBInference, self)._generate
+            generate: Callable[..., ChatResult] = super(ChatWBInference, self)._generate
             try:
                 return generate(messages, stop, run_manager, **_for_attempt(kwargs, attempt))
             except openai.APIStatusError as exc:
@@ -544,8 +539,9 @@ class ChatWBInference(BaseChatOpenAI):
                     generate(messages, stop, run_manager, **_for_attempt(instead, attempt))
                 )
 
-        result: ChatResult = pipeline.run(self._plan(call), send, _notifier(run_manager))
-        call.finish(*_answer_usage(result, call))
+        result: ChatResult
+        result, finish = pipeline.run(plan, send, _notifier(run_manager))
+        finish(*_answer_usage(result, call, messages))
         return result
 
     async def _agenerate(
@@ -555,10 +551,12 @@ class ChatWBInference(BaseChatOpenAI):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        call = self._new_call(messages, kwargs)
+        call, plan = self._new_call(messages, kwargs)
 
         async def send(attempt: Call) -> ChatResult:
-            agenerate = super(ChatWBInference, self)._agenerate
+            agenerate: Callable[..., Awaitable[ChatResult]] = super(
+                ChatWBInference, self
+            )._agenerate
             try:
                 return await agenerate(messages, stop, run_manager, **_for_attempt(kwargs, attempt))
             except openai.APIStatusError as exc:
@@ -569,10 +567,9 @@ class ChatWBInference(BaseChatOpenAI):
                     await agenerate(messages, stop, run_manager, **_for_attempt(instead, attempt))
                 )
 
-        result: ChatResult = await pipeline.arun(
-            self._plan(call), send, _async_notifier(run_manager)
-        )
-        call.finish(*_answer_usage(result, call))
+        result: ChatResult
+        result, finish = await pipeline.arun(plan, send, _async_notifier(run_manager))
+        await finish.acall(*_answer_usage(result, call, messages))
         return result
 
     def _stream(
@@ -582,24 +579,36 @@ class ChatWBInference(BaseChatOpenAI):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        call = self._new_call(messages, kwargs)
+        call, plan = self._new_call(messages, kwargs)
 
-        def open_stream(attempt: Call) -> tuple[ChatGenerationChunk | None, Iterator[Any]]:
+        def open_stream(attempt: Call) -> tuple[list[ChatGenerationChunk], Iterator[Any]]:
             chunks = super(ChatWBInference, self)._stream(
                 messages, stop, run_manager, **_for_attempt(kwargs, attempt)
             )
-            return next(chunks, None), chunks  # a failure before the first chunk is retried
+            head: list[ChatGenerationChunk] = []
+            for chunk in chunks:  # a failure before any content is retried
+                head.append(chunk)
+                if _carries_content(chunk):
+                    break
+            return head, chunks
 
-        first, rest = pipeline.run(self._plan(call), open_stream, _notifier(run_manager))
-        tally = _StreamTally(call)
+        (head, rest), finish = pipeline.run(plan, open_stream, _notifier(run_manager))
+        tally = _StreamTally(call, finish, messages)
         try:
-            if first is not None:
-                yield tally.see(first)
-            for chunk in _mapped(rest, call):
-                yield tally.see(chunk)
+            yield from tally.relay(head)
+            while True:
+                finish.progress(reading=True)
+                try:
+                    chunk = next(rest)
+                except StopIteration:
+                    break
+                except Exception as exc:
+                    tally.fail(exc)
+                yield from tally.relay([chunk])
+            yield from tally.end()
         finally:
             rest.close()
-            tally.finish()
+            finish(*tally.outcome())
 
     async def _astream(
         self,
@@ -608,31 +617,41 @@ class ChatWBInference(BaseChatOpenAI):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        call = self._new_call(messages, kwargs)
+        call, plan = self._new_call(messages, kwargs)
 
         async def open_stream(
             attempt: Call,
-        ) -> tuple[ChatGenerationChunk | None, AsyncIterator[Any]]:
+        ) -> tuple[list[ChatGenerationChunk], AsyncIterator[Any]]:
             chunks = super(ChatWBInference, self)._astream(
                 messages, stop, run_manager, **_for_attempt(kwargs, attempt)
             )
-            return await anext(chunks, None), chunks
+            head: list[ChatGenerationChunk] = []
+            async for chunk in chunks:
+                head.append(chunk)
+                if _carries_content(chunk):
+                    break
+            return head, chunks
 
-        first, rest = await pipeline.arun(
-            self._plan(call), open_stream, _async_notifier(run_manager)
-        )
-        tally = _StreamTally(call)
+        (head, rest), finish = await pipeline.arun(plan, open_stream, _async_notifier(run_manager))
+        tally = _StreamTally(call, finish, messages)
         try:
-            if first is not None:
-                yield tally.see(first)
-            try:
-                async for chunk in rest:
-                    yield tally.see(chunk)
-            except Exception as exc:
-                _raise_mapped(exc, call.model)
+            for chunk in tally.relay(head):
+                yield chunk
+            while True:
+                finish.progress(reading=True)
+                try:
+                    chunk = await anext(rest)
+                except StopAsyncIteration:
+                    break
+                except Exception as exc:
+                    tally.fail(exc)
+                for out in tally.relay([chunk]):
+                    yield out
+            for chunk in tally.end():
+                yield chunk
         finally:
             await rest.aclose()
-            tally.finish()
+            await finish.acall(*tally.outcome())
 
 
 _POLICY_FIELDS: dict[str, Any] = {"retry": RetryPolicy, "circuit_breaker": CircuitBreaker}
@@ -641,6 +660,109 @@ _POLICY_FIELDS: dict[str, Any] = {"retry": RetryPolicy, "circuit_breaker": Circu
 def _settings(policy: Any) -> dict[str, Any]:
     """A policy dataclass's constructor arguments, for serialization."""
     return {f.name: getattr(policy, f.name) for f in fields(policy) if f.init}
+
+
+def _refuse_responses_api_options(model: ChatWBInference) -> None:
+    """Fail loudly on options that would route to ``/v1/responses`` (absent on W&B)."""
+    for name in _RESPONSES_ONLY:
+        if getattr(model, name, None) not in (None, False):
+            msg = (
+                f"{name}= selects OpenAI's Responses API, which W&B Inference does not "
+                "serve (it has Chat Completions only). Remove it; for reasoning models "
+                "use reasoning_effort= or enable_thinking=."
+            )
+            raise ValueError(msg)
+    if model.output_version == "responses/v1":
+        msg = 'output_version="responses/v1" needs the Responses API, which W&B does not serve.'
+        raise ValueError(msg)
+
+
+def _check_settings(model: ChatWBInference) -> None:
+    """Refuse settings that would fail (or misbehave) on every call, naming the range."""
+    if model.n is not None and model.n < 1:
+        raise ValueError("n must be at least 1.")
+    if model.n is not None and model.n > 1 and model.streaming:
+        raise ValueError("n must be 1 when streaming.")
+    if model.openai_api_key is None:
+        msg = (
+            "No W&B API key: set the WANDB_API_KEY environment variable or pass "
+            f"api_key= to ChatWBInference. Create a key at {KEYS_URL}."
+        )
+        raise ValueError(msg)
+    if isinstance(model.openai_api_key, SecretStr):
+        model.openai_api_key = SecretStr(_http.clean_key(model.openai_api_key.get_secret_value()))
+    if not isinstance(model.model_name, str) or not model.model_name.strip():
+        raise ValueError("model must be a non-empty model ID, e.g. 'openai/gpt-oss-120b'.")
+    url = urllib.parse.urlsplit(str(model.openai_api_base or ""))
+    if url.scheme not in ("http", "https") or not url.netloc:
+        msg = (
+            f"base_url must be an http(s) URL such as {DEFAULT_BASE_URL} "
+            f"(got {model.openai_api_base!r})."
+        )
+        raise ValueError(msg)
+    timeout = model.request_timeout
+    if isinstance(timeout, int | float) and not (
+        not isinstance(timeout, bool) and math.isfinite(timeout) and timeout > 0
+    ):
+        raise ValueError(
+            f"timeout must be a finite number of seconds > 0 or None (got {timeout!r})."
+        )
+    if model.max_concurrency is not None and not (
+        isinstance(model.max_concurrency, int) and model.max_concurrency >= 1
+    ):
+        raise ValueError(
+            f"max_concurrency must be an integer >= 1 or None (got {model.max_concurrency!r})."
+        )
+    if model.budget_usd is not None and model.budget is not None:
+        raise ValueError(
+            "Pass either budget_usd= (this model's own) or budget= (shared), not both."
+        )
+    if model.cache_salt == "":
+        raise ValueError("cache_salt must be a non-empty string (or None).")
+    seen = [model.model_name]
+    for fallback in model.fallback_models:
+        if not isinstance(fallback, str) or not fallback.strip() or fallback in seen:
+            msg = (
+                "fallback_models must be distinct, non-empty model IDs other than model= "
+                f"(got {model.fallback_models!r})."
+            )
+            raise ValueError(msg)
+        seen.append(fallback)
+
+
+def _warn_lifecycle_once(model: str) -> None:
+    """Warn once per process that a model is deprecated or retired, naming its replacement."""
+    info = model_info(model)
+    if info is None or info.lifecycle not in (Lifecycle.DEPRECATED, Lifecycle.RETIRED):
+        return
+    with _warned_lock:
+        if model in _warned_models:
+            return
+        _warned_models.add(model)
+    when = f" on {info.retired_on.isoformat()}" if info.retired_on else ""
+    state = (
+        f"was retired{when} (requests fail with 404)"
+        if (info.lifecycle is Lifecycle.RETIRED)
+        else f"is deprecated and will be retired{when}"
+    )
+    instead = f"; use {info.replacement!r} instead" if info.replacement else ""
+    warnings.warn(f"W&B model {model!r} {state}{instead}.", DeprecationWarning, stacklevel=4)
+
+
+def _prompt_tokens(messages: Sequence[BaseMessage]) -> int:
+    """A cheap prompt-size estimate, text only (an image's base64 bytes are not tokens)."""
+    return sum(rough_tokens(m.text) for m in messages)
+
+
+def _fingerprint(messages: Sequence[BaseMessage], kwargs: Mapping[str, Any]) -> str:
+    """The request's content without the model: what makes two requests the same."""
+    content = repr(
+        (
+            [m.model_dump(exclude={"id"}) for m in messages],
+            sorted((k, repr(v)) for k, v in kwargs.items() if k != "model"),
+        )
+    )
+    return hashlib.blake2b(content.encode(), digest_size=12).hexdigest()
 
 
 @dataclass(frozen=True)
@@ -723,47 +845,111 @@ def _attach_reasoning(message: BaseMessage, wire: Any) -> None:
         message.additional_kwargs["reasoning_content"] = reasoning
 
 
-def _answer_usage(result: ChatResult, call: Call) -> tuple[str, Mapping[str, Any] | None]:
-    """Which model answered, and its usage, for the policies' finalizers."""
+def _clean_response_usage(response: Any) -> None:
+    """Drop usage fields that are not non-negative integers, before LangChain reads them."""
+    if isinstance(response, dict):
+        if isinstance(response.get("usage"), Mapping):
+            response["usage"] = clean_usage(response["usage"])
+        return
+    usage = getattr(response, "usage", None)
+    if usage is not None and hasattr(usage, "model_dump"):
+        cleaned = clean_usage(usage.model_dump())
+        if cleaned != usage.model_dump():
+            response.usage = type(usage).model_construct(**cleaned)
+
+
+def _answer_usage(
+    result: ChatResult, call: Call, messages: Sequence[BaseMessage]
+) -> tuple[str, Mapping[str, Any]]:
+    """Which model answered, and its usage (estimated when it reported none)."""
     message = result.generations[0].message if result.generations else None
-    model = (result.llm_output or {}).get("model_name") or call.model
+    model = str((result.llm_output or {}).get("model_name") or call.model)
     usage = getattr(message, "usage_metadata", None)
-    return str(model), usage
+    if usage:
+        return model, usage
+    return model, _estimated_usage(messages, message.text if message is not None else "")
+
+
+def _estimated_usage(messages: Sequence[BaseMessage], output: str) -> dict[str, Any]:
+    """Usage for an answer that reported none: the prompt and what arrived, 4 chars a token."""
+    prompt, produced = _prompt_tokens(messages), rough_tokens(output)
+    return {"input_tokens": prompt, "output_tokens": produced, "total_tokens": prompt + produced}
+
+
+def _carries_content(chunk: ChatGenerationChunk) -> bool:
+    """Whether a chunk gives the caller anything (a role-only first chunk does not)."""
+    message = chunk.message
+    return bool(
+        message.content
+        or message.additional_kwargs.get("reasoning_content")
+        or getattr(message, "tool_call_chunks", None)
+        or getattr(message, "usage_metadata", None)
+        or (chunk.generation_info or {}).get("finish_reason")
+    )
 
 
 class _StreamTally:
-    """Follows a stream for the finalizers: the answering model and the final usage."""
+    """Relays a stream to the caller, keeping what the policies need at its end.
 
-    def __init__(self, call: Call) -> None:
+    Usage is counted once: an engine that reports usage on several chunks (cumulative
+    counts) would be summed by LangChain's chunk aggregation, so a chunk carrying usage
+    is held back until the next one arrives, and only the last usage reaches the caller.
+    """
+
+    def __init__(self, call: Call, finish: Finish, messages: Sequence[BaseMessage]) -> None:
         self.call = call
+        self.finish = finish
+        self.messages = messages
         self.model = call.model
         self.usage: dict[str, Any] | None = None
+        self.held: ChatGenerationChunk | None = None
+        self.text: list[str] = []
+        self.delivered = 0
 
-    def see(self, chunk: ChatGenerationChunk) -> ChatGenerationChunk:
-        usage = getattr(chunk.message, "usage_metadata", None)
-        if usage:
-            self.usage = dict(usage)
-        self.model = str(chunk.message.response_metadata.get("model_name") or self.model)
-        return chunk
+    def relay(self, chunks: Iterable[ChatGenerationChunk]) -> Iterator[ChatGenerationChunk]:
+        """Yield ``chunks`` (holding back the latest one that carries usage)."""
+        for chunk in chunks:
+            self.model = str(chunk.message.response_metadata.get("model_name") or self.model)
+            self.text.append(chunk.text)
+            usage = getattr(chunk.message, "usage_metadata", None)
+            if self.held is not None:
+                yield from self._deliver(_without_usage(self.held))
+                self.held = None
+            if usage:
+                self.usage = dict(usage)
+                self.held = chunk
+                continue
+            yield from self._deliver(chunk)
 
-    def finish(self) -> None:
-        self.call.finish(self.model, self.usage)
+    def end(self) -> Iterator[ChatGenerationChunk]:
+        """The stream ended: deliver the held chunk, with the last usage."""
+        if self.held is not None:
+            held, self.held = self.held, None
+            yield from self._deliver(held)
+
+    def _deliver(self, chunk: ChatGenerationChunk) -> Iterator[ChatGenerationChunk]:
+        self.finish.progress(reading=False)
+        self.delivered += 1
+        yield chunk
+
+    def fail(self, exc: Exception) -> None:
+        """Raise a failure after content reached the caller, typed, saying it was not retried."""
+        mapped = classify(exc, model=self.call.model, project=self.call.project)
+        if mapped is exc:
+            raise exc
+        mapped.annotate(  # type: ignore[attr-defined]
+            not_retried=f"the stream failed after {self.delivered} chunk(s) reached the caller"
+        )
+        raise mapped from exc
+
+    def outcome(self) -> tuple[str, Mapping[str, Any]]:
+        """Who answered and the usage, counted for what arrived when none was reported."""
+        return self.model, self.usage or _estimated_usage(self.messages, "".join(self.text))
 
 
-def _raise_mapped(exc: Exception, model: str | None) -> NoReturn:
-    """Re-raise a failure outside the pipeline (mid-stream, listing) as W&B's typed error."""
-    mapped = classify(exc, model=model)
-    if mapped is exc:
-        raise exc
-    raise mapped from exc
-
-
-def _mapped(chunks: Iterator[ChatGenerationChunk], call: Call) -> Iterator[ChatGenerationChunk]:
-    """The stream's chunks; a failure after the first is raised, typed, never restarted."""
-    try:
-        yield from chunks
-    except Exception as exc:
-        _raise_mapped(exc, call.model)
+def _without_usage(chunk: ChatGenerationChunk) -> ChatGenerationChunk:
+    message = chunk.message.model_copy(update={"usage_metadata": None})
+    return ChatGenerationChunk(message=message, generation_info=chunk.generation_info)
 
 
 def _custom_event(run_manager: Any, event: Notify) -> tuple[tuple[Any, ...], dict[str, Any]]:

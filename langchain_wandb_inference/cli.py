@@ -46,7 +46,6 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from enum import IntEnum
 from typing import Any, TextIO, TypeVar
 from urllib.parse import urlsplit
 
@@ -55,13 +54,14 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 from pydantic import SecretStr
 
 from langchain_wandb_inference import errors
+from langchain_wandb_inference._redact import Scrubber
 from langchain_wandb_inference.chat_models import (
     DEFAULT_MODEL,
     ChatWBInference,
     ListedModel,
     resolve_project,
 )
-from langchain_wandb_inference.errors import DEFAULT_BASE_URL, KEYS_URL
+from langchain_wandb_inference.errors import DEFAULT_BASE_URL, KEYS_URL, ExitCode
 from langchain_wandb_inference.models import (
     Lifecycle,
     ModelInfo,
@@ -92,41 +92,6 @@ reasoning, the usage line, notes and errors go to stderr. Try it without an
 account: --emulator."""
 
 
-class ExitCode(IntEnum):
-    """Process exit statuses; the table is in the module docstring and ``--help``."""
-
-    OK = 0
-    UNEXPECTED = 1
-    USAGE = 2
-    CONFIG = 3
-    AUTH = 4
-    QUOTA = 5
-    REQUEST = 6
-    TRANSIENT = 7
-    INTERRUPTED = 130
-
-
-# Typed errors -> exit status.  Why by class: the classes already encode the contract's
-# status-and-message rules (a 429 can be quota or concurrency), so the CLI never
-# re-reads statuses.
-_EXIT_FOR_ERROR: tuple[tuple[tuple[type[BaseException], ...], ExitCode], ...] = (
-    ((errors.WBAuthenticationError, errors.WBPermissionDeniedError), ExitCode.AUTH),
-    ((errors.WBQuotaExceededError, errors.WBBudgetExceededError), ExitCode.QUOTA),
-    ((errors.WBModelNotFoundError, errors.WBInvalidRequestError), ExitCode.REQUEST),
-    (
-        (
-            errors.WBConcurrencyLimitError,
-            errors.WBServerError,
-            errors.WBOverloadedError,
-            errors.WBTimeoutError,
-            errors.WBConnectionError,
-            errors.WBCircuitOpenError,
-        ),
-        ExitCode.TRANSIENT,
-    ),
-)
-
-
 class CliError(Exception):
     """An expected failure the CLI itself detects, with the exit status it means."""
 
@@ -155,12 +120,8 @@ def _marks() -> tuple[str, str]:
 
 
 def _scrub(text: str, secret: str | None) -> str:
-    """Remove the API key from text about to be printed (a second line of defence).
-
-    Keys shorter than 8 characters are left alone, as the typed errors do: such a
-    "key" is no W&B key, and replacing it would garble words ("wrong" -> "***").
-    """
-    return text.replace(secret, "***") if secret and len(secret) >= 8 else text
+    """Remove the API key from text about to be printed (a second line of defence)."""
+    return Scrubber([secret] if secret else ()).text(text)
 
 
 # --------------------------------------------------------------------------------------
@@ -697,9 +658,8 @@ def exit_code_for(exc: BaseException) -> ExitCode | None:
     """Return the exit status an expected error means; ``None`` for an unexpected one."""
     if isinstance(exc, CliError):
         return exc.code
-    for kinds, code in _EXIT_FOR_ERROR:
-        if isinstance(exc, kinds):
-            return code
+    if isinstance(exc, errors.WBInferenceError):
+        return exc.exit_code
     return None
 
 

@@ -28,10 +28,14 @@ from __future__ import annotations
 
 import datetime
 import functools
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from langchain_core.language_models import ModelProfile
+
+from langchain_wandb_inference._catalog_data import CATALOG, REASONING_HISTORY_IDS
 
 __all__ = [
     "Lifecycle",
@@ -152,11 +156,7 @@ class ModelInfo:
         not expect it may reject or mis-render it (DeepSeek-R1 refuses it outright).
         ``DEFAULT_OFF`` models and models outside the list get ``False``.
         """
-        if self.reasoning not in _REASONS_BY_DEFAULT:
-            return False
-        from langchain_wandb_inference._catalog_data import REASONING_HISTORY_IDS
-
-        return self.id in REASONING_HISTORY_IDS
+        return self.reasoning in _REASONS_BY_DEFAULT and self.id in REASONING_HISTORY_IDS
 
 
 _TOGGLEABLE = frozenset(
@@ -230,12 +230,22 @@ class WBModel(_ValueStrEnum):
         return _by_id()[self.value]
 
 
+def _entry(row: Mapping[str, Any]) -> ModelInfo:
+    """One catalog row (plain data) as a ``ModelInfo``."""
+    price = row.get("price")
+    return ModelInfo(
+        **{
+            **row,
+            "reasoning": ReasoningMode(row.get("reasoning", ReasoningMode.NONE)),
+            "lifecycle": Lifecycle(row["lifecycle"]),
+            "price": None if price is None else Price(*price),
+        }
+    )
+
+
 @functools.lru_cache(maxsize=1)
 def _by_id() -> dict[str, ModelInfo]:
-    # Imported lazily: the data module imports the classes above.
-    from langchain_wandb_inference._catalog_data import CATALOG
-
-    return {info.id: info for info in CATALOG}
+    return {info.id: info for info in map(_entry, CATALOG)}
 
 
 @functools.lru_cache(maxsize=1)

@@ -12,6 +12,7 @@ estimated cost, per model, over every LangChain call in a ``with`` block.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -26,6 +27,40 @@ from langchain_core.tracers.context import register_configure_hook
 from langchain_wandb_inference.models import model_info
 
 PER_TOKENS = 1_000_000
+CHARS_PER_TOKEN = 4
+"""For estimates only (a budget's floor, an answer that reported no usage)."""
+
+logger = logging.getLogger("langchain_wandb_inference")
+_warned_fields: set[str] = set()
+
+
+def rough_tokens(text: str) -> int:
+    """A cheap token estimate of ``text`` (:data:`CHARS_PER_TOKEN` characters a token)."""
+    return len(text) // CHARS_PER_TOKEN
+
+
+def clean_usage(usage: Mapping[str, Any]) -> dict[str, Any]:
+    """``usage`` without counts that are not non-negative integers, warning once per field.
+
+    Why: LangChain adds usage fields up; a count like ``"ten"`` would raise and lose the
+    answer that was already served, and a negative one would refund a budget.
+    """
+    cleaned: dict[str, Any] = {}
+    for name, value in usage.items():
+        if isinstance(value, Mapping):
+            cleaned[name] = clean_usage(value)
+        elif value is None or (
+            isinstance(value, int) and not isinstance(value, bool) and value >= 0
+        ):
+            cleaned[name] = value
+        elif name not in _warned_fields:
+            _warned_fields.add(name)
+            logger.warning(
+                "W&B Inference: ignoring usage field %r: %r is not a non-negative integer",
+                name,
+                value,
+            )
+    return cleaned
 
 
 def cached_tokens(usage: Mapping[str, Any]) -> int:

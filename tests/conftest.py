@@ -6,8 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from langchain_wandb_inference.circuit_breaker import reset_circuits
-from langchain_wandb_inference.concurrency import reset_gates
+from langchain_wandb_inference.policies._state import reset_state
 
 # Settings a developer's shell may hold; none may leak into a test.
 _ENV = (
@@ -28,8 +27,6 @@ _ENV = (
 def _isolated(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in _ENV:
         monkeypatch.delenv(name, raising=False)
-    reset_circuits()
-    reset_gates()
+    reset_state()
     yield
-    reset_circuits()
-    reset_gates()
+    reset_state()

@@ -10,8 +10,12 @@ client can be tested (and cassettes recorded) without the real service::
         ...  # point a client at emu.base_url with api_key="emulator-key"
 
 Run one by hand with ``python -m langchain_wandb_inference.testing``.
+
+In your own tests, ``set_testing()`` (or the pytest plugin's ``wb_testing`` fixture)
+makes every call a single attempt with no waits and fresh circuits and gates.
 """
 
+from langchain_wandb_inference.policies._config import set_testing
 from langchain_wandb_inference.testing.emulator import Emulator, RecordedRequest
 from langchain_wandb_inference.testing.faults import Fault
 from langchain_wandb_inference.testing.synthetic import (
@@ -31,4 +35,5 @@ __all__ = [
     "RecordedRequest",
     "SyntheticBackend",
     "ToolCall",
+    "set_testing",
 ]

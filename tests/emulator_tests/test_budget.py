@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from langchain_wandb_inference import Budget, ChatWBInference, WBBudgetExceededError
+from langchain_wandb_inference import Budget, ChatWBInference
+from langchain_wandb_inference.errors import WBBudgetExceededError
 from langchain_wandb_inference.testing import Emulator
 
 MODEL = "meta-llama/Llama-3.1-8B-Instruct"  # $0.22 / $0.22 per 1M tokens
@@ -23,7 +24,8 @@ def make(emu: Emulator, **kwargs: object) -> ChatWBInference:
 
 def test_budget_stops_before_sending() -> None:
     with Emulator() as emu:
-        llm = make(emu, budget_usd=0.00002)  # about 90 tokens' worth
+        # About 90 tokens' worth; each call reserves its prompt and max_tokens (~24 tokens).
+        llm = make(emu, budget_usd=0.00002, max_tokens=20)
         spent_calls = 0
         with pytest.raises(WBBudgetExceededError) as info:
             for _ in range(20):
@@ -68,11 +70,12 @@ def test_shared_budget_counts_streams_and_async() -> None:
 def test_parallel_batch_sends_only_what_the_shared_budget_fits() -> None:
     """8 calls of a batch in parallel: only the floors that fit are sent, the rest refused.
 
-    Each prompt is ~4 tokens, a floor of ~$0.00000088; $0.000002 fits two.  Before
-    reservations all 8 saw a spend of 0 while the others were in flight, and all were sent.
+    Each call is ~4 prompt tokens and at most 4 output tokens, a floor of ~$0.0000018;
+    $0.000004 fits two.  Before reservations all 8 saw a spend of 0 while the others were
+    in flight, and all were sent.
     """
     with Emulator(latency=0.2) as emu:
-        llm = make(emu, budget=Budget(0.000002), max_retries=0)
+        llm = make(emu, budget=Budget(0.000004), max_retries=0, max_tokens=4)
         answers = llm.batch(
             ["Tell me something."] * 8, config={"max_concurrency": 8}, return_exceptions=True
         )

@@ -267,7 +267,8 @@ def test_quota(cli: Cli, emu: Emulator) -> None:
 def test_unknown_model(cli: Cli, emu: Emulator) -> None:
     run = cli(*at(emu, "chat", "hi", "--model", UNKNOWN))
     assert run.code == ExitCode.REQUEST
-    assert f"Model {UNKNOWN!r} was not found" in run.err
+    assert "The model was not found" in run.err
+    assert f"model {UNKNOWN!r}" in run.err
 
 
 def test_overloaded_after_retries(cli: Cli, emu: Emulator) -> None:

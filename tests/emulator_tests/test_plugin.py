@@ -91,7 +91,8 @@ def test_wb_emulator_fixture(pytester: pytest.Pytester) -> None:
     pytester.makepyfile(
         """
         import pytest
-        from langchain_wandb_inference import ChatWBInference, WBOverloadedError, RetryPolicy
+        from langchain_wandb_inference import ChatWBInference, RetryPolicy
+        from langchain_wandb_inference.errors import WBOverloadedError
         from langchain_wandb_inference.testing import Fault
 
         def test_fault(wb_emulator):

@@ -18,12 +18,9 @@ from typing import Any
 import pytest
 from langchain_core.messages import BaseMessage
 
-from langchain_wandb_inference import (
-    ChatWBInference,
-    CircuitBreaker,
-    RetryPolicy,
+from langchain_wandb_inference import ChatWBInference, CircuitBreaker, RetryPolicy
+from langchain_wandb_inference.errors import (
     WBAuthenticationError,
-    WBCircuitOpenError,
     WBConcurrencyLimitError,
     WBInferenceError,
     WBInvalidRequestError,
@@ -213,25 +210,23 @@ def test_retired_model_hands_over(emulator: Emulator) -> None:
 
 def test_circuit_breaker_skips_failing_model(emulator: Emulator) -> None:
     emulator.always(PRIMARY, Fault.server_error())
-    llm = make(
-        emulator,
-        retry=RetryPolicy(max_attempts=1),
-        circuit_breaker=CircuitBreaker(failure_threshold=2, cooldown=60),
-    )
-    for _ in range(2):
+    breaker = CircuitBreaker(minimum_calls=2, window=2, cooldown=60)
+    llm = make(emulator, retry=RetryPolicy(max_attempts=1), circuit_breaker=breaker)
+    for n in range(2):
         with pytest.raises(WBServerError):
-            llm.invoke("hello")
-    with pytest.raises(WBCircuitOpenError):
-        llm.invoke("hello")
-    assert emulator.count(PRIMARY) == 2
+            llm.invoke(f"hello {n}")
+    # Open now, but with no fallback model nowhere is better: the call is still sent.
+    with pytest.raises(WBServerError):
+        llm.invoke("hello 2")
+    assert emulator.count(PRIMARY) == 3
     with_backup = make(
         emulator,
         retry=RetryPolicy(max_attempts=1),
-        circuit_breaker=CircuitBreaker(failure_threshold=2, cooldown=60),
+        circuit_breaker=breaker,
         fallback_models=[BACKUP],
     )
     assert with_backup.invoke("hello").response_metadata["model_name"] == BACKUP
-    assert emulator.count(PRIMARY) == 2  # skipped: no request to the open circuit
+    assert emulator.count(PRIMARY) == 3  # skipped: no request to the open circuit
 
 
 def test_hung_server_is_a_timeout_within_the_deadline(emulator: Emulator) -> None:
@@ -378,7 +373,7 @@ class _FailingBackend:
 
 
 def test_backend_context_overflow_is_a_typed_400() -> None:
-    from langchain_wandb_inference import WBContextOverflowError
+    from langchain_wandb_inference.errors import WBContextOverflowError
 
     backend = _FailingBackend(400, {"type": "exceed_context_size_error"})
     with Emulator(backend=backend) as emu:
@@ -408,24 +403,23 @@ def test_deadline_spent_on_a_hung_primary_is_a_timeout_not_a_crash(emulator: Emu
 
 
 def test_async_pools_of_finished_event_loops_are_dropped(emulator: Emulator) -> None:
-    from langchain_wandb_inference._http import shared_async_client
-
     llm = make(emulator)
     for _ in range(5):
         asyncio.run(llm.ainvoke("hello"))
-    transport = shared_async_client(emulator.base_url, 60.0)._transport
+    transport = llm.root_async_client._client._transport
     assert len(transport._pools) <= 1  # only the last loop's pool, swept at the next request
 
 
 def test_our_own_deadline_does_not_open_the_circuit(emulator: Emulator) -> None:
-    from langchain_wandb_inference import WBDeadlineExceededError
+    from langchain_wandb_inference.errors import WBDeadlineExceededError
 
     emulator.always(PRIMARY, Fault.delay(0.3))  # healthy, just slower than our deadline
-    breaker = CircuitBreaker(failure_threshold=1, cooldown=60)
+    breaker = CircuitBreaker(minimum_calls=1, window=1, cooldown=60)
     hasty = make(emulator, circuit_breaker=breaker, retry=RetryPolicy(deadline=0.1))
-    for _ in range(2):
+    for n in range(2):
         with pytest.raises(WBDeadlineExceededError):
-            hasty.invoke("hello")
-    patient = make(emulator, circuit_breaker=breaker)
+            hasty.invoke(f"hello {n}")
+    patient = make(emulator, circuit_breaker=breaker, fallback_models=[BACKUP])
     assert patient.invoke("hello").content  # the circuit stayed closed
+    assert emulator.count(BACKUP) == 0
     assert emulator.count(PRIMARY) == 3

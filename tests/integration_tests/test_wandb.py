@@ -16,7 +16,8 @@ import httpx
 import pytest
 from langchain_core.messages import HumanMessage
 
-from langchain_wandb_inference import ChatWBInference, ReasoningMode, WBModel
+from langchain_wandb_inference import ChatWBInference, WBModel
+from langchain_wandb_inference.models import ReasoningMode
 from tests.integration_tests.conftest import Target
 
 REASONING_MODEL = WBModel.GPT_OSS_120B  # reasoning always on

@@ -1,7 +1,7 @@
 """The budget guard under concurrency and on every way a call can end.
 
-The real pipeline driver (``pipeline.run`` / ``pipeline.arun``) runs the real
-``Budget.handle``; the transport is a local function, so nothing leaves the process.
+The real pipeline driver (``run`` / ``arun``) runs the real ``BudgetGuard``; the
+transport is a local function, so nothing leaves the process.
 """
 
 from __future__ import annotations
@@ -15,13 +15,20 @@ from typing import Any
 import pytest
 
 from langchain_wandb_inference import errors
-from langchain_wandb_inference.budget import Budget, call_floor
-from langchain_wandb_inference.pipeline import Call, Notify, Send, arun, compose, run
+from langchain_wandb_inference.policies import Budget
+from langchain_wandb_inference.policies._budget import (
+    DEFAULT_OUTPUT_TOKENS,
+    BudgetGuard,
+    call_floor,
+    expected_output_tokens,
+)
+from langchain_wandb_inference.policies._pipeline import Call, Notify, arun, compose, run
 
 URL = "https://api.inference.wandb.ai/v1"
 LLAMA = "meta-llama/Llama-3.1-8B-Instruct"  # 0.22 / 0.22 USD per 1M tokens
+GPT_OSS = "openai/gpt-oss-20b"  # a reasoning model
 UNPRICED = "wandb-artifact:///team/project/adapter:v1"
-FLOOR_1K = 1_000 * 0.22 / 1_000_000  # a 1,000-token prompt to LLAMA
+FLOOR_1K = 1_000 * 0.22 / 1_000_000  # a 1,000-token call to LLAMA (prompt + output)
 
 
 def ignore(_: Notify) -> None:
@@ -33,27 +40,51 @@ def call_once(
     send: Any,
     *,
     model: str = LLAMA,
-    prompt_tokens: int = 1_000,
+    prompt_tokens: int = 500,
+    max_tokens: int | None = 500,
     usage: Mapping[str, Any] | None = None,
 ) -> Any:
     """One call through the pipeline, finished the way the chat model finishes it."""
-    call = Call(model=model, base_url=URL, prompt_tokens=prompt_tokens)
-    result = run(compose([budget])(call), send, ignore)
-    call.finish(model, usage)
+    call = Call(model=model, base_url=URL)
+    guard = BudgetGuard(budget, prompt_tokens, max_tokens)
+    result, finish = run(compose([guard])(call), send, ignore)
+    finish(model, usage)
     return result
+
+
+# -- the floor -----------------------------------------------------------------------
+
+
+def test_the_floor_is_the_prompt_and_the_expected_output() -> None:
+    assert call_floor(LLAMA, 600, 400) == pytest.approx(FLOOR_1K)
+    assert expected_output_tokens(LLAMA, 77) == 77  # max_tokens when set
+    assert expected_output_tokens(LLAMA, None) == DEFAULT_OUTPUT_TOKENS
+    assert expected_output_tokens(GPT_OSS, None) > DEFAULT_OUTPUT_TOKENS  # it reasons first
+    assert call_floor(UNPRICED, 10_000, 10_000) == 0.0
+
+
+def test_tiny_prompt_to_a_priced_model_still_has_a_floor() -> None:
+    """A prompt estimated at 0 tokens counts one token, so a spent budget refuses it."""
+    budget = Budget(1e-7)  # less than one LLAMA token
+    sends: list[Call] = []
+    with pytest.raises(errors.WBBudgetExceededError):
+        call_once(budget, sends.append, prompt_tokens=0, max_tokens=0)
+    assert sends == []
+    assert call_floor(LLAMA, 0, 0) == pytest.approx(0.22 / 1_000_000)
 
 
 # -- concurrency ----------------------------------------------------------------------
 
 
 def test_parallel_calls_send_only_what_the_budget_fits() -> None:
-    """16 threads at once on a budget that fits 4 floors: 4 requests, 12 refusals.
+    """32 threads at once on a budget that fits 4 calls: 4 requests, 28 refusals.
 
     Before reservations every thread saw the same, not yet updated spend while the
-    others were in flight, and all 16 were sent.
+    others were in flight, and all were sent (77x the limit, with a floor of the
+    prompt alone at 4 characters a token).
     """
     budget = Budget(4.5 * FLOOR_1K)
-    threads = 16
+    threads = 32
     start = threading.Barrier(threads)
     lock = threading.Lock()
     sent: list[str] = []
@@ -70,7 +101,7 @@ def test_parallel_calls_send_only_what_the_budget_fits() -> None:
         start.wait()
         try:
             # The answer costs exactly its floor, so the count does not depend on timing.
-            call_once(budget, send, usage={"input_tokens": 1_000, "output_tokens": 0})
+            call_once(budget, send, usage={"input_tokens": 500, "output_tokens": 500})
         except errors.WBBudgetExceededError as exc:
             with lock:
                 refused.append(exc)
@@ -94,25 +125,23 @@ def test_parallel_calls_send_only_what_the_budget_fits() -> None:
 def test_in_flight_reservation_blocks_the_next_call() -> None:
     """A call in flight holds its floor: the next call sees it, the refusal says so."""
     budget = Budget(1.5 * FLOOR_1K)
-    plan = compose([budget])(Call(model=LLAMA, base_url=URL, prompt_tokens=1_000))
-    assert isinstance(next(plan), Send)  # sent, not answered yet
-    assert budget.reserved_usd == pytest.approx(FLOOR_1K)
+    sending, release = threading.Event(), threading.Event()
 
+    def slow(call: Call) -> str:
+        sending.set()
+        release.wait(10)
+        return "ok"
+
+    first = threading.Thread(target=call_once, args=(budget, slow))
+    first.start()
+    assert sending.wait(10)
+    assert budget.reserved_usd == pytest.approx(FLOOR_1K)
     sends: list[Call] = []
     with pytest.raises(errors.WBBudgetExceededError, match="in flight"):
         call_once(budget, sends.append)
     assert sends == []
-    plan.close()
-
-
-def test_tiny_prompt_to_a_priced_model_still_has_a_floor() -> None:
-    """A prompt estimated at 0 tokens counts one token, so a spent budget refuses it."""
-    budget = Budget(1e-7)  # less than one LLAMA token
-    sends: list[Call] = []
-    with pytest.raises(errors.WBBudgetExceededError):
-        call_once(budget, sends.append, prompt_tokens=0)
-    assert sends == []
-    assert call_floor(LLAMA, 0) == pytest.approx(0.22 / 1_000_000)
+    release.set()
+    first.join(10)
 
 
 # -- release: no answer, no cost ------------------------------------------------------
@@ -139,8 +168,9 @@ def test_failed_calls_release_their_reservation() -> None:
 def test_closed_plan_releases_its_reservation() -> None:
     """An abandoned plan (GeneratorExit at the pending send) gives its floor back."""
     budget = Budget(1.0)
-    plan = compose([budget])(Call(model=LLAMA, base_url=URL, prompt_tokens=1_000))
-    assert isinstance(next(plan), Send)
+    plan = compose([BudgetGuard(budget, 500, 500)])(Call(model=LLAMA, base_url=URL))
+    reserve = next(plan)
+    assert plan.send(reserve.run()).__class__.__name__ == "Send"
     assert budget.reserved_usd == pytest.approx(FLOOR_1K)
     plan.close()
     assert budget.reserved_usd == 0
@@ -160,8 +190,8 @@ async def test_cancelled_async_call_releases_its_reservation() -> None:
     async def notify(_: Notify) -> None:
         pass
 
-    call = Call(model=LLAMA, base_url=URL, prompt_tokens=1_000)
-    task = asyncio.create_task(arun(compose([budget])(call), send, notify))
+    plan = compose([BudgetGuard(budget, 500, 500)])(Call(model=LLAMA, base_url=URL))
+    task = asyncio.create_task(arun(plan, send, notify))
     await in_flight.wait()
     assert budget.reserved_usd == pytest.approx(FLOOR_1K)
     task.cancel()
@@ -174,23 +204,6 @@ async def test_cancelled_async_call_releases_its_reservation() -> None:
 # -- settling: answers with and without usage, priced and not -------------------------
 
 
-def test_answer_without_usage_counts_its_floor_and_is_not_unpriced(
-    caplog: pytest.LogCaptureFixture,
-) -> None:
-    """An abandoned stream (usage None) was served: its floor stays as its cost.
-
-    The model has a price, so it must not be reported as unpriced.
-    """
-    budget = Budget(1.0)
-    for _ in range(2):
-        assert call_once(budget, lambda call: "ok", usage=None) == "ok"
-    assert budget.spent_usd == pytest.approx(2 * FLOOR_1K)
-    assert budget.reserved_usd == 0
-    messages = [r.getMessage() for r in caplog.records]
-    assert sum("reported no usage" in m for m in messages) == 1  # once per model
-    assert not any("no price known" in m for m in messages)
-
-
 def test_answer_with_usage_replaces_the_floor_by_its_cost() -> None:
     budget = Budget(1.0)
     call_once(budget, lambda call: "ok", usage={"input_tokens": 1_200, "output_tokens": 800})
@@ -198,10 +211,17 @@ def test_answer_with_usage_replaces_the_floor_by_its_cost() -> None:
     assert budget.reserved_usd == 0
 
 
+def test_answer_without_usage_costs_its_floor() -> None:
+    budget = Budget(1.0)
+    assert call_once(budget, lambda call: "ok", usage=None) == "ok"
+    assert budget.spent_usd == pytest.approx(FLOOR_1K)
+    assert budget.reserved_usd == 0
+
+
 def test_unpriced_model_is_flagged_not_counted_and_refused_once_spent(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """A model without a price has floor 0: let through, flagged, never counted.
+    """A model without a price has floor 0: let through, flagged once, never counted.
 
     Once priced calls have used the budget up, it is refused like any other call.
     """
@@ -211,8 +231,7 @@ def test_unpriced_model_is_flagged_not_counted_and_refused_once_spent(
         assert call_once(budget, lambda call: "ok", model=UNPRICED, usage=usage) == "ok"
     assert budget.spent_usd == 0
     messages = [r.getMessage() for r in caplog.records]
-    assert sum(f"no price known for {UNPRICED}" in m for m in messages) == 1
-    assert not any("reported no usage" in m for m in messages)
+    assert sum(f"no price is known for {UNPRICED}" in m for m in messages) == 1
 
     budget.record(LLAMA, {"input_tokens": 1_000_000, "output_tokens": 0})  # over the limit
     sends: list[Call] = []
@@ -224,7 +243,26 @@ def test_unpriced_model_is_flagged_not_counted_and_refused_once_spent(
 def test_unpriced_fallback_answer_keeps_the_requested_models_floor() -> None:
     """Asked of a priced model, answered by one without a price: the floor stands."""
     budget = Budget(1.0)
-    floor = budget.reserve(LLAMA, 1_000)
-    budget.settle(floor, UNPRICED, {"input_tokens": 1_000, "output_tokens": 500})
+    call = Call(model=LLAMA, base_url=URL)
+    _, finish = run(compose([BudgetGuard(budget, 500, 500)])(call), lambda c: "ok", ignore)
+    finish(UNPRICED, {"input_tokens": 1_000, "output_tokens": 500})
     assert budget.spent_usd == pytest.approx(FLOOR_1K)
     assert budget.reserved_usd == 0
+
+
+def test_warns_once_at_the_threshold(caplog: pytest.LogCaptureFixture) -> None:
+    budget = Budget(1.0, warn_at=0.5)
+    usage = {"input_tokens": 1_500_000, "output_tokens": 1_000_000, "total_tokens": 2_500_000}
+    budget.record(LLAMA, usage)  # 0.55 USD
+    budget.record(LLAMA, {"input_tokens": 1, "output_tokens": 1, "total_tokens": 2})
+    assert budget.spent_usd == pytest.approx(0.55, rel=1e-3)
+    assert sum("reached 50%" in r.getMessage() for r in caplog.records) == 1
+
+
+@pytest.mark.parametrize(
+    ("limit", "warn_at"),
+    [(0, 0.8), (-1, 0.8), (float("nan"), 0.8), (float("inf"), 0.8), (1, 0), (1, 1.5), ("1", 0.8)],
+)
+def test_bad_budgets_are_refused(limit: Any, warn_at: Any) -> None:
+    with pytest.raises(ValueError, match="Budget"):
+        Budget(limit, warn_at=warn_at)

@@ -7,7 +7,7 @@ import datetime
 
 import pytest
 
-from langchain_wandb_inference._catalog_data import CATALOG, REASONING_HISTORY_IDS
+from langchain_wandb_inference._catalog_data import REASONING_HISTORY_IDS
 from langchain_wandb_inference.models import (
     Lifecycle,
     ModelInfo,
@@ -21,6 +21,7 @@ from langchain_wandb_inference.models import (
     suggest_model_id,
 )
 
+CATALOG = all_models()
 CATALOG_IDS = [info.id for info in CATALOG]
 LORA_URI = "wandb-artifact:///my-team/my-project/my-adapter:latest"
 
@@ -447,3 +448,18 @@ def test_profile_keys_are_declared_by_langchain() -> None:
     declared = set(get_type_hints(ModelProfile))
     for info in CATALOG:
         assert set(model_profile(info.id)) <= declared, info.id
+
+
+def test_catalog_data_imports_nothing_from_the_package() -> None:
+    import ast
+    from pathlib import Path
+
+    import langchain_wandb_inference._catalog_data as data
+
+    tree = ast.parse(Path(data.__file__).read_text())
+    imported = [
+        node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module is not None
+    ]
+    assert not [m for m in imported if m.startswith("langchain_wandb_inference")]
