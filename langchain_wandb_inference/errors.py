@@ -383,7 +383,7 @@ class WBTimeoutError(WBInferenceError, openai.APITimeoutError, ModelTimeoutError
 
 
 class WBDeadlineExceededError(WBTimeoutError):
-    """The call's own deadline (``RetryPolicy.deadline``) ran out on this side."""
+    """The call's own deadline (RetryPolicy.deadline) ran out on this side."""
 
     is_retryable = False
     fallback = Fallback.NEVER
