@@ -20,6 +20,7 @@ from collections.abc import (
     Mapping,
     Sequence,
 )
+from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
@@ -27,16 +28,18 @@ import openai
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.callbacks.manager import ahandle_event, handle_event
 from langchain_core.language_models import LangSmithParams, LanguageModelInput, ModelProfile
+from langchain_core.language_models.chat_models import agenerate_from_stream, generate_from_stream
 from langchain_core.messages import AIMessage, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
+from langchain_core.tracers._streaming import _StreamingCallbackHandler
 from langchain_core.utils import from_env, secret_from_env
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_openai.chat_models.base import BaseChatOpenAI
 from pydantic import ConfigDict, Field, InstanceOf, SecretStr, model_validator
 from typing_extensions import Self
 
-from langchain_wandb_inference import _http
+from langchain_wandb_inference import _http, _wire
 from langchain_wandb_inference._version import __version__
 from langchain_wandb_inference.errors import DEFAULT_BASE_URL, KEYS_URL, classify
 from langchain_wandb_inference.models import (
@@ -261,6 +264,7 @@ class ChatWBInference(BaseChatOpenAI):
             "default_headers": self.default_headers,
             "default_query": self.default_query,
         }
+        params["default_headers"] = {**(self.default_headers or {}), **_wire.HEADERS}
         if not self.client and sync_key is not None:
             http_client = self.http_client or _http.sync_client(
                 self.openai_api_base,
@@ -268,7 +272,9 @@ class ChatWBInference(BaseChatOpenAI):
                 self.http_socket_options,
                 self.openai_proxy,
             )
-            self.root_client = openai.OpenAI(api_key=sync_key, http_client=http_client, **params)
+            self.root_client = openai.OpenAI(
+                api_key=sync_key, http_client=_wire.guard(http_client), **params
+            )
             self.client = self.root_client.chat.completions
         if not self.async_client:
             http_client = self.http_async_client or _http.async_client(
@@ -278,7 +284,7 @@ class ChatWBInference(BaseChatOpenAI):
                 self.openai_proxy,
             )
             self.root_async_client = openai.AsyncOpenAI(
-                api_key=async_key, http_client=http_client, **params
+                api_key=async_key, http_client=_wire.guard(http_client), **params
             )
             self.async_client = self.root_async_client.chat.completions
         for client in (self.root_client, self.root_async_client):
@@ -518,6 +524,27 @@ class ChatWBInference(BaseChatOpenAI):
         )
         return call, pipeline.compose(self._policies(messages, kwargs))(call)
 
+    def _should_stream(
+        self,
+        *,
+        async_api: bool,
+        run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> bool:
+        """Stream a call the caller reads as a stream; an ``invoke`` streams internally.
+
+        With ``streaming=True``, ``invoke`` would otherwise read our stream chunk by chunk,
+        so a stream cut mid-answer could not be retried although nothing reached the
+        caller yet.  ``_generate`` streams inside the retry loop instead (callbacks still
+        see each token).  A streaming callback handler (``astream_events``) keeps core's
+        chunk-by-chunk path: there every chunk does reach a reader.
+        """
+        should = super()._should_stream(async_api=async_api, run_manager=run_manager, **kwargs)
+        if not should or kwargs.get("stream"):
+            return should
+        handlers = run_manager.handlers if run_manager else []
+        return any(isinstance(h, _StreamingCallbackHandler) for h in handlers)
+
     def _generate(
         self,
         messages: list[BaseMessage],
@@ -526,23 +553,45 @@ class ChatWBInference(BaseChatOpenAI):
         **kwargs: Any,
     ) -> ChatResult:
         call, plan = self._new_call(messages, kwargs)
+        streamed = [bool(self.streaming or kwargs.pop("stream", False))]
 
         def send(attempt: Call) -> ChatResult:
-            generate: Callable[..., ChatResult] = super(ChatWBInference, self)._generate
-            try:
-                return generate(messages, stop, run_manager, **_for_attempt(kwargs, attempt))
-            except openai.APIStatusError as exc:
-                instead = _function_calling_instead(kwargs, exc, attempt.model)
-                if instead is None:
+            args = _for_attempt(kwargs, attempt)
+            with _expecting(call, attempt, stream=streamed[0]):
+                try:
+                    if streamed[0]:
+                        chunks = super(ChatWBInference, self)._stream(
+                            messages, stop, run_manager, **args
+                        )
+                        return generate_from_stream(chunks)
+                    return self._generate_once(messages, stop, run_manager, kwargs, attempt)
+                except openai.APITimeoutError:
+                    streamed[0] = True  # the next attempt streams: W&B's advice for slow answers
                     raise
-                return _as_json_schema_answer(
-                    generate(messages, stop, run_manager, **_for_attempt(instead, attempt))
-                )
 
         result: ChatResult
         result, finish = pipeline.run(plan, send, _notifier(run_manager))
         finish(*_answer_usage(result, call, messages))
         return result
+
+    def _generate_once(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        run_manager: CallbackManagerForLLMRun | None,
+        kwargs: Mapping[str, Any],
+        attempt: Call,
+    ) -> ChatResult:
+        generate: Callable[..., ChatResult] = super()._generate
+        try:
+            return generate(messages, stop, run_manager, **_for_attempt(kwargs, attempt))
+        except openai.APIStatusError as exc:
+            instead = _function_calling_instead(kwargs, exc, attempt.model)
+            if instead is None:
+                raise
+            return _as_json_schema_answer(
+                generate(messages, stop, run_manager, **_for_attempt(instead, attempt))
+            )
 
     async def _agenerate(
         self,
@@ -552,25 +601,45 @@ class ChatWBInference(BaseChatOpenAI):
         **kwargs: Any,
     ) -> ChatResult:
         call, plan = self._new_call(messages, kwargs)
+        streamed = [bool(self.streaming or kwargs.pop("stream", False))]
 
         async def send(attempt: Call) -> ChatResult:
-            agenerate: Callable[..., Awaitable[ChatResult]] = super(
-                ChatWBInference, self
-            )._agenerate
-            try:
-                return await agenerate(messages, stop, run_manager, **_for_attempt(kwargs, attempt))
-            except openai.APIStatusError as exc:
-                instead = _function_calling_instead(kwargs, exc, attempt.model)
-                if instead is None:
+            args = _for_attempt(kwargs, attempt)
+            with _expecting(call, attempt, stream=streamed[0]):
+                try:
+                    if streamed[0]:
+                        chunks = super(ChatWBInference, self)._astream(
+                            messages, stop, run_manager, **args
+                        )
+                        return await agenerate_from_stream(chunks)
+                    return await self._agenerate_once(messages, stop, run_manager, kwargs, attempt)
+                except openai.APITimeoutError:
+                    streamed[0] = True
                     raise
-                return _as_json_schema_answer(
-                    await agenerate(messages, stop, run_manager, **_for_attempt(instead, attempt))
-                )
 
         result: ChatResult
         result, finish = await pipeline.arun(plan, send, _async_notifier(run_manager))
         await finish.acall(*_answer_usage(result, call, messages))
         return result
+
+    async def _agenerate_once(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None,
+        run_manager: AsyncCallbackManagerForLLMRun | None,
+        kwargs: Mapping[str, Any],
+        attempt: Call,
+    ) -> ChatResult:
+        agenerate: Callable[..., Awaitable[ChatResult]] = super()._agenerate
+        try:
+            return await agenerate(messages, stop, run_manager, **_for_attempt(kwargs, attempt))
+        except openai.APIStatusError as exc:
+            instead = _function_calling_instead(kwargs, exc, attempt.model)
+            if instead is None:
+                raise
+            return _as_json_schema_answer(
+                await agenerate(messages, stop, run_manager, **_for_attempt(instead, attempt))
+            )
 
     def _stream(
         self,
@@ -586,10 +655,11 @@ class ChatWBInference(BaseChatOpenAI):
                 messages, stop, run_manager, **_for_attempt(kwargs, attempt)
             )
             head: list[ChatGenerationChunk] = []
-            for chunk in chunks:  # a failure before any content is retried
-                head.append(chunk)
-                if _carries_content(chunk):
-                    break
+            with _expecting(call, attempt, stream=True):
+                for chunk in chunks:  # a failure before any content is retried
+                    head.append(chunk)
+                    if _carries_content(chunk):
+                        break
             return head, chunks
 
         (head, rest), finish = pipeline.run(plan, open_stream, _notifier(run_manager))
@@ -626,10 +696,11 @@ class ChatWBInference(BaseChatOpenAI):
                 messages, stop, run_manager, **_for_attempt(kwargs, attempt)
             )
             head: list[ChatGenerationChunk] = []
-            async for chunk in chunks:
-                head.append(chunk)
-                if _carries_content(chunk):
-                    break
+            with _expecting(call, attempt, stream=True):
+                async for chunk in chunks:
+                    head.append(chunk)
+                    if _carries_content(chunk):
+                        break
             return head, chunks
 
         (head, rest), finish = await pipeline.arun(plan, open_stream, _async_notifier(run_manager))
@@ -776,6 +847,17 @@ class ListedModel:
 def _joined(listed: Sequence[Any]) -> list[ListedModel]:
     """``GET /models`` entries with the catalog's metadata."""
     return [ListedModel(m.id, model_info(m.id)) for m in listed]
+
+
+@contextmanager
+def _expecting(call: Call, attempt: Call, *, stream: bool) -> Iterator[None]:
+    """Tell the response guard (``_wire``) what this attempt's answer must be."""
+    expect = _wire.Expect(stream, attempt.model, call.project, call.deadline)
+    token = _wire.EXPECT.set(expect)
+    try:
+        yield
+    finally:
+        _wire.EXPECT.reset(token)
 
 
 def _for_attempt(kwargs: Mapping[str, Any], attempt: Call) -> dict[str, Any]:

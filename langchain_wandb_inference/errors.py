@@ -20,6 +20,8 @@ also is (so existing ``except openai.RateLimitError`` clauses keep working)::
     ├── WBTimeoutError                  no answer in time  openai.APITimeoutError
     │   └── WBDeadlineExceededError     the call's own deadline ran out (client side)
     ├── WBConnectionError               no answer at all   openai.APIConnectionError
+    │   └── WBStreamInterruptedError    a 200 stream ended before its answer did
+    ├── WBMalformedResponseError        a 200 that is no answer  openai.APIResponseValidationError
     ├── WBCircuitOpenError              circuit breaker open; no request was sent
     └── WBBudgetExceededError           budget guard; no request was sent
 
@@ -63,6 +65,7 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, NamedTuple
 
+import httpx2
 import openai
 from langchain_core.exceptions import (
     ContextOverflowError,
@@ -94,11 +97,13 @@ __all__ = [
     "WBDeadlineExceededError",
     "WBInferenceError",
     "WBInvalidRequestError",
+    "WBMalformedResponseError",
     "WBModelNotFoundError",
     "WBOverloadedError",
     "WBPermissionDeniedError",
     "WBQuotaExceededError",
     "WBServerError",
+    "WBStreamInterruptedError",
     "WBTimeoutError",
     "WBUnprocessableEntityError",
     "classify",
@@ -196,6 +201,8 @@ class WBInferenceError(ModelError):
             openai.APIStatusError.__init__(self, "", response=response, body=body)
         elif isinstance(self, openai.APIError):
             openai.APIError.__init__(self, "", request, body=body)
+            if response is not None:  # a 200 that is no answer keeps its response
+                self.response, self.status_code = response, response.status_code
         self.history = []
         self.annotate(**facts)
 
@@ -231,7 +238,7 @@ class WBInferenceError(ModelError):
         if self.server_message:
             end = "" if self.server_message.endswith((".", "!", "?")) else "."
             head += f': "{self.server_message}"{end}'
-        elif status:
+        elif status and status >= 400:
             head += ": no error message in the response."
         else:
             head += "."
@@ -313,10 +320,7 @@ class WBInvalidRequestError(WBInferenceError, openai.BadRequestError, ModelInval
     """The body's ``detail``: a string, or FastAPI's list of ``{"loc", "msg", "type"}``."""
 
 
-# Both parents pin ``status_code`` to a different Literal; the instance holds the real one.
-class WBUnprocessableEntityError(  # type: ignore[misc]
-    WBInvalidRequestError, openai.UnprocessableEntityError
-):
+class WBUnprocessableEntityError(WBInvalidRequestError, openai.UnprocessableEntityError):
     """422: a parameter this model does not support, out of range, or malformed messages."""
 
 
@@ -403,6 +407,31 @@ class WBConnectionError(WBInferenceError, openai.APIConnectionError, ModelConnec
     advice = "Check the network, any proxy, and base_url."
 
 
+class WBStreamInterruptedError(WBConnectionError):
+    """A 200 stream ended (or broke) before its answer did: no finish_reason, no [DONE]."""
+
+    title = "The answer's stream ended before the answer did"
+    advice = (
+        "The connection was closed mid-answer (a restart, a proxy, a network drop). What "
+        "arrived is incomplete: a tool call in it must not be run."
+    )
+    chunks: int | None = None
+    """How many stream events had arrived."""
+
+
+class WBMalformedResponseError(WBInferenceError, openai.APIResponseValidationError, ModelAPIError):
+    """A 200 whose body is no answer: not JSON, HTML, no choices, no message, no events."""
+
+    is_retryable = True
+    fallback = Fallback.AFTER_RETRIES
+    counts_against_circuit = True
+    exit_code = ExitCode.TRANSIENT
+    title = "W&B Inference answered 200 with a body that is not an answer"
+    advice = "Usually a proxy or a failing engine; fallback_models can serve the request."
+    body_start: str | None = None
+    """The first few hundred characters of the body, for the report."""
+
+
 class WBCircuitOpenError(WBInferenceError):
     """The client's circuit breaker refused the call; no request was sent."""
 
@@ -463,6 +492,70 @@ def classify(
         cause = _root_cause(exc)
         return WBConnectionError(request=request, hints=(cause,) if cause else (), **facts)
     return exc
+
+
+def from_error_body(
+    payload: Mapping[str, Any], response: Any, *, model: str | None, project: str | None
+) -> WBInferenceError:
+    """An error sent with a 200 (a stream event, or a JSON body), typed as its HTTP twin.
+
+    Engines and gateways (llama.cpp, vLLM) send ``{"error": {"code", "message", "type"}}``
+    after the 200 header; it is classified exactly as the same body with its status
+    would be, so it gets the same retry and fallback treatment.
+    """
+    error = payload.get("error")
+    status = _status_of(error)
+    twin = httpx2.Response(
+        status, json=dict(payload), headers=_headers_of(response), request=_request_of(response)
+    )
+    body = error if isinstance(error, Mapping) else dict(payload)
+    sdk = openai.APIStatusError(f"Error code: {status}", response=twin, body=body)
+    redact_exception(sdk, identities=[project] if project else ())
+    mapped = _from_status(sdk, model) or WBServerError(
+        response=twin, body=body, model=model, server_message=_read_body(body).message
+    )
+    mapped.annotate(hints=(*mapped.hints, "It was sent inside the 200 answer, after its status."))
+    return mapped
+
+
+_STATUS_BY_NAME = {
+    "rate_limit_exceeded": 429,
+    "rate_limit_error": 429,
+    "invalid_request_error": 400,
+    "exceed_context_size_error": 400,
+    "context_length_exceeded": 400,
+    "invalid_api_key": 401,
+    "authentication_error": 401,
+    "permission_error": 403,
+    "permission_denied": 403,
+    "not_found_error": 404,
+    "model_not_found": 404,
+    "overloaded_error": 503,
+    "service_unavailable": 503,
+}
+
+
+def _status_of(error: object) -> int:
+    """The HTTP status an error body stands for: its numeric code, else its code or type."""
+    if not isinstance(error, Mapping):
+        return 500
+    code = error.get("code")
+    with contextlib.suppress(TypeError, ValueError):
+        number = int(str(code))
+        if 400 <= number <= 599:
+            return number
+    for name in (code, error.get("type")):
+        if isinstance(name, str) and name.lower() in _STATUS_BY_NAME:
+            return _STATUS_BY_NAME[name.lower()]
+    return 500
+
+
+_KEPT_HEADERS = ("x-request-id", "request-id", "retry-after", "retry-after-ms")
+
+
+def _headers_of(response: Any) -> list[tuple[str, str]]:
+    """The headers of the 200 that say something about the error inside it."""
+    return [(name, v) for name in _KEPT_HEADERS if (v := _header(response, name)) is not None]
 
 
 def _root_cause(exc: BaseException) -> str | None:
