@@ -254,7 +254,9 @@ class _Checker:
         data = "\n".join(fields["data"])
         if not data.strip():
             return b""
-        if data.strip() == "[DONE]":
+        if data.strip() == "[DONE]":  # the SDK stops reading here: judge the stream now
+            if not self.finished and self.last_content is None:
+                raise self._malformed("The 200 stream ended with [DONE] and no answer")
             self.done = True
             return b"data: [DONE]\n\n"
         try:

@@ -560,14 +560,16 @@ def _headers_of(response: Any) -> list[tuple[str, str]]:
 
 def _root_cause(exc: BaseException) -> str | None:
     """The transport's own words for a failed connection: each cause in the chain."""
-    seen: list[str] = []
+    said: list[str] = []
+    seen = {id(exc)}
     current = exc.__cause__ or exc.__context__
-    while current is not None and len(seen) < 4:
+    while current is not None and id(current) not in seen and len(seen) < 8:
+        seen.add(id(current))
         text = _one_line(str(current), 200)
-        if text and not any(text in s for s in seen):
-            seen.append(text)
+        if text and not any(text in s for s in said):
+            said.append(text)
         current = current.__cause__ or current.__context__
-    return f"The transport said: {'; '.join(seen)}." if seen else None
+    return f"The transport said: {'; '.join(said)}." if said else None
 
 
 class _Body(NamedTuple):
@@ -655,14 +657,24 @@ def _status_class(status: int, text: str) -> type[WBInferenceError] | None:
 
 
 _CONTEXT_OVERFLOW_MARKERS = (
+    # OpenAI-style codes and W&B / LiteLLM wordings
     "context_length_exceeded",
-    "maximum context length",
-    "context length",
     "context window",
-    "maximum model length",
     "prompt is too long",
     "input tokens exceed",
     "contextwindowexceedederror",
+    # vLLM: "This model's maximum context length is N tokens. However, you requested M"
+    # and "The decoder prompt (length N) is longer than the maximum model length of M"
+    "maximum context length",
+    "maximum model length",
+    # SGLang: "The input (N tokens) is longer than the model's context length (M tokens)."
+    "context length",
+    # llama.cpp: type "exceed_context_size_error", "request (N tokens) exceeds the
+    # available context size (M tokens), try increasing it"
+    "exceed_context_size",
+    "available context size",
+    # TGI: "Input validation error: `inputs` tokens + `max_new_tokens` must be <= M."
+    "tokens + `max_new_tokens` must be <=",
 )
 _KNOWN_PARAMS = (
     "frequency_penalty",

@@ -463,6 +463,17 @@ def test_422_detail_is_kept_and_shown() -> None:
             "The decoder prompt (length 300000) is longer than the maximum model length of 262144.",
         ),
         (422, "context_length_exceeded"),
+        # The wordings of the engines W&B serves on (contract §10), verbatim.
+        (
+            400,
+            "The input (140000 tokens) is longer than the model's context length (131072 tokens).",
+        ),
+        (
+            400,
+            "request (630 tokens) exceeds the available context size (512 tokens), try "
+            "increasing it",
+        ),
+        (400, "Input validation error: `inputs` tokens + `max_new_tokens` must be <= 4096."),
     ],
 )
 def test_context_overflow(status: int, message: str) -> None:
