@@ -384,14 +384,19 @@ class ChatWBInference(BaseChatOpenAI):
         return payload
 
     def _send_reasoning_history(self, input_: LanguageModelInput, wire: list[Any]) -> None:
-        """Put each earlier AI turn's reasoning back on its wire message (tool loops)."""
+        """Put each earlier AI turn's reasoning back on its wire message (tool loops).
+
+        As ``reasoning_content``, the field llama.cpp's and vLLM's chat templates read (a
+        template never sees ``reasoning``: llama.cpp drops it), and as ``reasoning``,
+        the name W&B documents for it.
+        """
         messages = self._convert_input(input_).to_messages()
         if len(messages) != len(wire):  # not one wire message per message: leave as is
             return
         for message, sent in zip(messages, wire, strict=True):
             reasoning = message.additional_kwargs.get("reasoning_content")
             if isinstance(message, AIMessage) and reasoning:
-                sent["reasoning"] = reasoning
+                sent["reasoning_content"] = sent["reasoning"] = reasoning
 
     def _sends_reasoning_back(self, model: str) -> bool:
         if self.send_reasoning_back is not None:

@@ -332,7 +332,8 @@ def test_reasoning_sent_back_only_when_enabled() -> None:
     ]
     fake = FakeWB([json_response(completion())])
     make(fake, send_reasoning_back=True).invoke(history)
-    assert fake.body()["messages"][1]["reasoning"] == "because"
+    sent = fake.body()["messages"][1]
+    assert sent["reasoning_content"] == sent["reasoning"] == "because"
     fake2 = FakeWB([json_response(completion())])
     make(fake2, send_reasoning_back=False).invoke(history)
     assert "reasoning" not in fake2.body()["messages"][1]
