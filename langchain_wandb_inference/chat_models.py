@@ -22,7 +22,7 @@ from collections.abc import (
 )
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import openai
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
@@ -30,6 +30,9 @@ from langchain_core.callbacks.manager import ahandle_event, handle_event
 from langchain_core.language_models import LangSmithParams, LanguageModelInput, ModelProfile
 from langchain_core.language_models.chat_models import agenerate_from_stream, generate_from_stream
 from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.messages import content as types
+from langchain_core.messages.block_translators import openai as openai_blocks
+from langchain_core.messages.block_translators import register_translator
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tracers._streaming import _StreamingCallbackHandler
@@ -930,6 +933,31 @@ def _attach_reasoning(message: BaseMessage, wire: Any) -> None:
         reasoning = getattr(wire, "reasoning", None) or getattr(wire, "reasoning_content", None)
     if isinstance(reasoning, str) and reasoning:
         message.additional_kwargs["reasoning_content"] = reasoning
+
+
+def _with_reasoning(
+    translate: Callable[[Any], list[types.ContentBlock]],
+) -> Callable[[Any], list[types.ContentBlock]]:
+    """OpenAI's Chat Completions translator, with the message's reasoning block first."""
+
+    def translated(message: Any) -> list[types.ContentBlock]:
+        blocks = translate(message)
+        reasoning = message.additional_kwargs.get("reasoning_content")
+        if isinstance(reasoning, str) and reasoning:
+            block = {"type": "reasoning", "reasoning": reasoning}  # as core's own, no id
+            return [cast("types.ReasoningContentBlock", block), *blocks]
+        return blocks
+
+    return translated
+
+
+# ``content_blocks`` of messages with model_provider="wandb": as ChatOpenAI's (refusals,
+# tool calls, unfinished tool-call chunks), plus W&B's reasoning.
+register_translator(
+    "wandb",
+    _with_reasoning(openai_blocks.translate_content),
+    _with_reasoning(openai_blocks.translate_content_chunk),
+)
 
 
 def _clean_response_usage(response: Any) -> None:

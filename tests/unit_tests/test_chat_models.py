@@ -16,7 +16,7 @@ from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 from langchain_tests.unit_tests import ChatModelUnitTests
 from syrupy.assertion import SnapshotAssertion
 
-from langchain_wandb_inference import ChatWBInference, WBModel
+from langchain_wandb_inference import ChatWBInference, RetryPolicy, WBModel
 from langchain_wandb_inference.chat_models import DEFAULT_BASE_URL, resolve_project
 from tests.unit_tests.fakes import (
     FakeWB,
@@ -461,3 +461,159 @@ def test_timeouts_reach_the_request(
     fake = FakeWB([json_response(completion())])
     make(fake, **init).invoke("hi", **call)
     assert fake.requests[0].extensions["timeout"]["read"] == read
+
+
+# -- never less than ChatOpenAI ----------------------------------------------------------
+
+
+def refusal_completion() -> dict[str, Any]:
+    body = completion()
+    body["choices"][0]["message"] = {"role": "assistant", "content": None, "refusal": "I can't."}
+    return body
+
+
+def test_refusals_reach_content_blocks_and_structured_output() -> None:
+    from langchain_openai.chat_models.base import OpenAIRefusalError
+    from pydantic import BaseModel
+
+    class Answer(BaseModel):
+        value: int
+
+    fake = FakeWB([json_response(refusal_completion())])
+    message = make(fake).invoke("q")
+    assert {"type": "refusal", "refusal": "I can't."} in message.content_blocks
+    with pytest.raises(OpenAIRefusalError):
+        make(fake).with_structured_output(Answer, method="json_schema").invoke("q")
+
+
+def test_content_blocks_put_reasoning_first() -> None:
+    fake = FakeWB([json_response(completion("42", reasoning="thinking"))])
+    blocks = make(fake).invoke("q").content_blocks
+    assert [b["type"] for b in blocks] == ["reasoning", "text"]
+
+
+def test_an_unfinished_tool_call_mid_stream_is_a_chunk_not_a_call() -> None:
+    base = {"id": "s", "object": "chat.completion.chunk", "created": 1, "model": MODEL}
+    call = {
+        "index": 0,
+        "id": "call_1",
+        "type": "function",
+        "function": {"name": "weather", "arguments": '{"city": "To'},
+    }
+    chunks = [
+        {**base, "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]},
+        {**base, "choices": [{"index": 0, "delta": {"tool_calls": [call]}}]},
+        {**base, "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]},
+    ]
+    fake = FakeWB([sse_response(chunks)])
+    pieces = list(make(fake).stream("weather?"))
+    mid = [b["type"] for p in pieces[:-1] for b in p.content_blocks]
+    assert "tool_call_chunk" in mid and "tool_call" not in mid
+
+
+def test_a_callable_api_key_is_called_for_each_request() -> None:
+    keys = iter(["first-key-0001\n", "second-key-0002"])  # rotated; one copied with a newline
+    fake = FakeWB([json_response(completion())])
+    llm = make(fake, api_key=lambda: next(keys))
+    llm.invoke("a")
+    llm.invoke("b")
+    assert [r.headers["authorization"] for r in fake.requests] == [
+        "Bearer first-key-0001",
+        "Bearer second-key-0002",
+    ]
+
+
+async def test_an_async_callable_api_key_serves_async_calls() -> None:
+    async def key() -> str:
+        return "async-key-0001"
+
+    fake = FakeWB([json_response(completion())])
+    llm = make(fake, api_key=key)
+    await llm.ainvoke("a")
+    assert fake.requests[0].headers["authorization"] == "Bearer async-key-0001"
+    with pytest.raises(ValueError, match="async"):
+        llm.invoke("a")  # as ChatOpenAI: an async key serves async calls only
+
+
+def test_a_key_with_a_trailing_newline_is_stripped() -> None:
+    fake = FakeWB([json_response(completion())])
+    make(fake, api_key="wb-test-key\n").invoke("hi")
+    assert fake.requests[0].headers["authorization"] == "Bearer wb-test-key"
+
+
+def test_a_key_with_whitespace_inside_is_refused_without_echoing_it() -> None:
+    with pytest.raises(ValueError, match="whitespace") as info:
+        ChatWBInference(api_key="SECRET-part-one SECRET-part-two")
+    assert "SECRET" not in str(info.value) and "SECRET" not in repr(info.value)
+
+
+def test_max_completion_tokens_is_an_alias_of_max_tokens() -> None:
+    fake = FakeWB([json_response(completion())])
+    llm = make(fake, max_completion_tokens=12)
+    assert llm.max_tokens == 12 and "max_completion_tokens" not in llm.model_kwargs
+    llm.invoke("hi")
+    assert fake.body()["max_tokens"] == 12
+
+
+def test_socket_options_and_keepalive_reach_both_pools(monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx2
+
+    made: list[dict[str, Any]] = []
+    for name in ("HTTPTransport", "AsyncHTTPTransport"):
+        real = getattr(httpx2, name)
+        monkeypatch.setattr(httpx2, name, lambda real=real, **kw: made.append(kw) or real(**kw))
+    option = (6, 4, 77)  # IPPROTO_TCP, TCP_KEEPIDLE
+    llm = ChatWBInference(api_key="k", http_socket_options=[option], base_url="http://a.example/v1")
+    llm.root_client._client._transport._current()
+    asyncio_run(llm.root_async_client._client._transport._current)
+    assert [kw["socket_options"] for kw in made] == [[option], [option]]
+    monkeypatch.setenv("LANGCHAIN_OPENAI_TCP_KEEPALIVE", "0")  # langchain-openai's kill switch
+    made.clear()
+    llm = ChatWBInference(api_key="k", base_url="http://b.example/v1")
+    llm.root_client._client._transport._current()
+    assert made[0]["socket_options"] == []
+
+
+def asyncio_run(make_pool: Any) -> Any:
+    import asyncio
+
+    async def inside_a_loop() -> Any:
+        return make_pool()
+
+    return asyncio.run(inside_a_loop())
+
+
+def test_list_models_is_retried_like_a_call() -> None:
+    listing = {
+        "object": "list",
+        "data": [{"id": MODEL, "object": "model", "created": 0, "owned_by": "system"}],
+    }
+    fake = FakeWB(
+        [
+            json_response({"error": {"code": 500, "message": "boom"}}, status=500),
+            json_response(listing),
+        ]
+    )
+    llm = make(fake, retry=RetryPolicy(initial_delay=0))
+    assert [m.id for m in llm.list_models()] == [MODEL]
+    assert len(fake.requests) == 2
+
+
+@pytest.mark.parametrize(
+    ("bad", "named"),
+    [
+        ({"max_concurrency": 0}, "max_concurrency"),
+        ({"timeout": -1}, "timeout"),
+        ({"timeout": float("nan")}, "timeout"),
+        ({"model": ""}, "model"),
+        ({"model": "   "}, "model"),
+        ({"base_url": "api.inference.wandb.ai/v1"}, "base_url"),
+        ({"budget_usd": float("nan")}, "Budget"),
+        ({"budget_usd": 0}, "Budget"),
+        ({"fallback_models": [MODEL]}, "fallback_models"),
+        ({"fallback_models": ["a/b", "a/b"]}, "fallback_models"),
+    ],
+)
+def test_bad_arguments_fail_at_construction(bad: dict[str, Any], named: str) -> None:
+    with pytest.raises(ValueError, match=named):
+        ChatWBInference(**{"model": MODEL, "api_key": "k", **bad})
