@@ -103,14 +103,12 @@ def _env_proxy(base_url: str | None) -> str | None:
     return proxy
 
 
-def _transport_options(
-    base_url: str | None, socket_options: SocketOptions | None, proxy: str | None
-) -> dict[str, Any]:
+def _transport_options(socket_options: Any, proxy: str | None) -> dict[str, Any]:
     options: dict[str, Any] = {
         "limits": _DEFAULT_CONNECTION_LIMITS,
-        "socket_options": list(_resolve_socket_options(socket_options)),
+        "socket_options": list(socket_options),
     }
-    if proxy := proxy or _env_proxy(base_url):
+    if proxy:
         options["proxy"] = httpx2.Proxy(proxy)
     return options
 
@@ -119,7 +117,7 @@ def _transport_options(
 def _cached_sync(
     base_url: str | None, timeout: Any, socket_options: Any, proxy: str | None
 ) -> httpx2.Client:
-    options = _transport_options(base_url, socket_options, proxy)
+    options = _transport_options(socket_options, proxy)
     transport = _PerProcess(lambda: httpx2.HTTPTransport(**options))
     client: httpx2.Client = openai.DefaultHttpxClient(
         base_url=base_url or "", timeout=timeout, transport=transport
@@ -131,7 +129,7 @@ def _cached_sync(
 def _cached_async(
     base_url: str | None, timeout: Any, socket_options: Any, proxy: str | None
 ) -> httpx2.AsyncClient:
-    options = _transport_options(base_url, socket_options, proxy)
+    options = _transport_options(socket_options, proxy)
     transport = _PerLoop(lambda: httpx2.AsyncHTTPTransport(**options))
     client: httpx2.AsyncClient = openai.DefaultAsyncHttpxClient(
         base_url=base_url or "", timeout=timeout, transport=transport
@@ -139,24 +137,28 @@ def _cached_async(
     return client
 
 
-def _hashable(value: Any) -> Any:
-    return tuple(tuple(o) for o in value) if isinstance(value, list | tuple) else value
+def _resolved(
+    base_url: str | None, timeout: Any, socket_options: SocketOptions | None, proxy: str | None
+) -> tuple[Any, ...]:
+    """The cache key: settings as resolved now (the environment may have changed since)."""
+    resolved = tuple(tuple(o) for o in _resolve_socket_options(socket_options))
+    return base_url, timeout, resolved, proxy or _env_proxy(base_url)
 
 
 def sync_client(
     base_url: str | None, timeout: Any, socket_options: SocketOptions | None, proxy: str | None
 ) -> httpx2.Client:
     """The process-wide sync client for these settings (one pool per process)."""
-    args = (base_url, timeout, _hashable(socket_options), proxy)
-    return _cached_sync(*args) if _is_hashable(timeout) else _cached_sync.__wrapped__(*args)
+    key = _resolved(base_url, timeout, socket_options, proxy)
+    return _cached_sync(*key) if _is_hashable(timeout) else _cached_sync.__wrapped__(*key)
 
 
 def async_client(
     base_url: str | None, timeout: Any, socket_options: SocketOptions | None, proxy: str | None
 ) -> httpx2.AsyncClient:
     """The process-wide async client for these settings, safe across event loops."""
-    args = (base_url, timeout, _hashable(socket_options), proxy)
-    return _cached_async(*args) if _is_hashable(timeout) else _cached_async.__wrapped__(*args)
+    key = _resolved(base_url, timeout, socket_options, proxy)
+    return _cached_async(*key) if _is_hashable(timeout) else _cached_async.__wrapped__(*key)
 
 
 def _is_hashable(value: Any) -> bool:
