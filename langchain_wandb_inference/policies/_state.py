@@ -367,10 +367,14 @@ class LocalGate:
         waiter.lease.release(congested=False, succeeded=False)
 
     def _pause(self, end: float | None) -> float:
-        """How long a waiter may sleep before it must look again."""
+        """How long a waiter may sleep before it must look again.
+
+        At most :data:`IDLE_AFTER`: a stream being read now may be left unread any
+        moment, and nobody wakes the waiters when that happens.
+        """
         now = time.monotonic()
         with self._lock:
-            due = [self._progress_at + STALL_AFTER]
+            due = [self._progress_at + STALL_AFTER, now + IDLE_AFTER]
             due += [x.delivered_at + IDLE_AFTER for x in self._leases if x.delivered_at]
         if end is not None:
             due.append(end)

@@ -617,3 +617,35 @@ def test_list_models_is_retried_like_a_call() -> None:
 def test_bad_arguments_fail_at_construction(bad: dict[str, Any], named: str) -> None:
     with pytest.raises(ValueError, match=named):
         ChatWBInference(**{"model": MODEL, "api_key": "k", **bad})
+
+
+# -- usage that cannot be trusted -------------------------------------------------------
+
+
+def test_a_usage_field_that_is_not_a_count_is_ignored(caplog: pytest.LogCaptureFixture) -> None:
+    from langchain_wandb_inference import Budget
+
+    usage = {"prompt_tokens": "ten", "completion_tokens": -50, "total_tokens": 5}
+    fake = FakeWB([json_response(completion(usage=usage))])
+    budget = Budget(1.0)
+    message = make(fake, budget=budget).invoke("hi")
+    assert message.text == "Hello!"  # the served answer is kept
+    assert budget.spent_usd >= 0 and budget.reserved_usd == 0  # nothing refunded or leaked
+    warned = [r.getMessage() for r in caplog.records if "ignoring usage field" in r.getMessage()]
+    assert len(warned) == 2  # prompt_tokens and completion_tokens, once each
+
+
+def test_usage_reported_on_every_chunk_is_counted_once() -> None:
+    """Some engines send cumulative usage on each chunk; LangChain would add them up."""
+    chunks = stream_chunks(["a", "b", "c"])
+    running = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+    for chunk in chunks:
+        chunk["usage"] = running
+    fake = FakeWB([sse_response(chunks)])
+    pieces = list(make(fake).stream("hi"))
+    total = pieces[0]
+    for piece in pieces[1:]:
+        total = total + piece
+    assert total.usage_metadata is not None
+    assert (total.usage_metadata["input_tokens"], total.usage_metadata["output_tokens"]) == (10, 5)
+    assert total.text == "abc"
