@@ -443,7 +443,9 @@ class _Alarm:
     cancelled: bool = False
 
     def cancel(self) -> None:
+        """The answer is complete (or abandoned): never fire."""
         self.cancelled = True
+        WATCHDOG.cancelled()
 
 
 @dataclass
@@ -454,6 +456,7 @@ class _Watchdog:
     _cond: threading.Condition = field(default_factory=threading.Condition)
     _thread: threading.Thread | None = None
     _order: Iterator[int] = field(default_factory=itertools.count)
+    _dead: int = 0
 
     def watch(self, due: Callable[[], float | None], action: Callable[[], None]) -> _Alarm:
         """Call ``action`` once ``due()`` has passed (re-read when it comes: it may move)."""
@@ -462,14 +465,29 @@ class _Watchdog:
         if first is None:
             return alarm
         with self._cond:
+            earliest = self._heap[0][0] if self._heap else None
             heapq.heappush(self._heap, (first, next(self._order), alarm))
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="wb-inference-watchdog", daemon=True
                 )
                 self._thread.start()
-            self._cond.notify()
+            if earliest is None or first < earliest:
+                self._cond.notify()  # only then must the thread wake earlier than planned
         return alarm
+
+    def cancelled(self) -> None:
+        """An alarm was cancelled: drop the cancelled ones once they are most of the heap.
+
+        Answers usually end long before their due time, so cancelled alarms would pile up
+        until then (one per request of the last ``timeout`` seconds).
+        """
+        with self._cond:
+            self._dead += 1
+            if self._dead > 64 and self._dead * 2 > len(self._heap):
+                self._heap = [entry for entry in self._heap if not entry[2].cancelled]
+                heapq.heapify(self._heap)
+                self._dead = 0
 
     def _run(self) -> None:
         while True:
@@ -483,6 +501,7 @@ class _Watchdog:
                     continue
                 heapq.heappop(self._heap)
                 if alarm.cancelled:
+                    self._dead = max(0, self._dead - 1)
                     continue
                 due = alarm.due()
                 if due is None or due > now:  # moved (content came), or the caller paused
@@ -494,7 +513,7 @@ class _Watchdog:
 
     def reset(self) -> None:
         """A forked child has no watchdog thread: start afresh on first use."""
-        self._heap, self._cond, self._thread = [], threading.Condition(), None
+        self._heap, self._cond, self._thread, self._dead = [], threading.Condition(), None, 0
 
 
 WATCHDOG = _Watchdog()

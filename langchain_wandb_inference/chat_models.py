@@ -968,8 +968,8 @@ def _clean_response_usage(response: Any) -> None:
         return
     usage = getattr(response, "usage", None)
     if usage is not None and hasattr(usage, "model_dump"):
-        cleaned = clean_usage(usage.model_dump())
-        if cleaned != usage.model_dump():
+        dumped = usage.model_dump()
+        if (cleaned := clean_usage(dumped)) != dumped:
             response.usage = type(usage).model_construct(**cleaned)
 
 

@@ -117,17 +117,17 @@ class Breaker:
                 call.model,
             )
 
-        fingerprint = call.fingerprint
         try:
             result = yield from proceed(call)
         except WBInferenceError as exc:
             outcome = _outcome(exc)
-            yield io(circuit, "record", settings, admission, call.id, fingerprint(), outcome)
+            fingerprint = call.fingerprint() if outcome == "failure" else ""  # only to dedupe
+            yield io(circuit, "record", settings, admission, call.id, fingerprint, outcome)
             raise
         except BaseException:  # the caller gave up (even a closed plan): nothing was learnt
             circuit.record(settings, admission, call.id, "", "none")
             raise
-        yield io(circuit, "record", settings, admission, call.id, fingerprint(), "success")
+        yield io(circuit, "record", settings, admission, call.id, "", "success")
         return result
 
 
