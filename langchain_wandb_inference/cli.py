@@ -42,6 +42,7 @@ from pydantic import SecretStr
 
 from langchain_wandb_inference import errors
 from langchain_wandb_inference._redact import Scrubber
+from langchain_wandb_inference._table import prices, table
 from langchain_wandb_inference.chat_models import DEFAULT_MODEL, ChatWBInference, resolve_project
 from langchain_wandb_inference.errors import DEFAULT_BASE_URL, KEYS_URL, ExitCode
 from langchain_wandb_inference.models import (
@@ -191,15 +192,8 @@ def _cells(row: Mapping[str, Any]) -> list[str]:
     cells = [row["id"], "?" if row["context_window"] is None else f"{row['context_window']:,}"]
     cells.append({None: "?", True: "yes", False: "-"}[row["vision"]])
     cells.append(row["reasoning"] or "?")
-    cells.append("/".join("-" if v is None else f"{v:g}" for v in price.values()) if price else "?")
+    cells.append(prices(price.values()) if price else "?")
     return [*cells, row["lifecycle"] or "?", note]
-
-
-def table(rows: Sequence[Sequence[str]]) -> str:
-    """Rows as left-aligned columns two spaces apart, trailing spaces trimmed."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    lines = ("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)) for row in rows)
-    return "\n".join(line.rstrip() for line in lines)
 
 
 def cmd_models(args: argparse.Namespace, target: Target) -> None:
