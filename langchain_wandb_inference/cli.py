@@ -1,4 +1,4 @@
-"""W&B Inference from the command line: list models, send one prompt, check a setup.
+"""W&B Inference from the command line: models, one prompt, a setup check, a probe.
 
 The key comes from WANDB_API_KEY (create one at https://wandb.ai/authorize); the
 project from --project or WANDB_ENTITY/WANDB_PROJECT.  Every command goes through
@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import datetime
+import importlib.util
 import json
 import os
 import sys
@@ -33,6 +35,7 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -53,7 +56,8 @@ from langchain_wandb_inference.models import (
     suggest_model_id,
     unlisted_models,
 )
-from langchain_wandb_inference.testing import Emulator
+from langchain_wandb_inference.testing import Emulator, probe_report, probe_run
+from langchain_wandb_inference.testing.probe_wire import Service
 from langchain_wandb_inference.usage import cached_tokens, estimate_cost
 
 __all__ = ["ExitCode", "build_parser", "main"]
@@ -136,11 +140,16 @@ def _base_url(args: argparse.Namespace) -> str | None:
     return url
 
 
-def _project_of(args: argparse.Namespace) -> str | None:
-    """The project in use, even a malformed one: what the scrubber must hide."""
+def _project(args: argparse.Namespace, *, strict: bool = True) -> str | None:
+    """The project (``--project``, else the environment); malformed: exit 3 if ``strict``.
+
+    Not ``strict``, a malformed ``--project`` comes back as given: the scrubber hides it.
+    """
     try:
         return resolve_project(args.project)
-    except ValueError:
+    except ValueError as exc:
+        if strict:
+            raise CliError(str(exc)) from exc
         return str(args.project) if args.project else None
 
 
@@ -157,7 +166,7 @@ def _target(args: argparse.Namespace) -> Iterator[Target]:
             _err("note: --api-key leaves the key in shell history; prefer WANDB_API_KEY.")
         yield Target(key, source, _base_url(args), args.timeout)
         return
-    with args.serve(args.api_key, _project_of(args)) as emu:
+    with args.serve(args.api_key, _project(args, strict=False)) as emu:
         _err(f"note: {EMULATOR_BANNER} ({emu.base_url}).")
         yield Target(emu.api_key, "the emulator (fake)", emu.base_url, args.timeout, emu)
 
@@ -337,10 +346,7 @@ def cmd_check(args: argparse.Namespace, target: Target) -> None:
     model = args.model or DEFAULT_MODEL
     with _step("1. API key and project") as found:
         target.require_key()
-        try:
-            project = resolve_project(args.project)
-        except ValueError as exc:
-            raise CliError(str(exc)) from exc
+        project = _project(args)
         shown = "set, not shown" if project else "none (W&B uses your default entity, 'inference')"
         found.append(f"key from {target.key_source}, not shown; project {shown}")
     llm = target.connect(model, project)
@@ -364,13 +370,45 @@ def cmd_check(args: argparse.Namespace, target: Target) -> None:
     print("All checks passed.")
 
 
+# --- probe ----------------------------------------------------------------------------
+
+
+def cmd_probe(args: argparse.Namespace, target: Target) -> None:
+    """Observe the contract's assumptions on the target, print the table, write the files."""
+    if importlib.util.find_spec("vcr") is None:
+        raise CliError(
+            "probe records vcrpy cassettes: pip install 'langchain-wandb-inference[probe]'"
+        )
+    project = _project(args) or (probe_run.PROBE_PROJECT if target.emulator else None)
+    where, key, timeout = target.base_url or DEFAULT_BASE_URL, target.require_key(), target.timeout
+    service = Service(where, key, project, timeout or 60.0, target.emulator)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    out = Path(args.out or f"wb-inference-probe-{now:%Y%m%dT%H%M%SZ}")
+    _err(f"cost cap: ${args.budget_usd:g} ({probe_report.CAP})")
+    run = probe_run.run(
+        service, args.models, args.budget_usd, progress=lambda line: _err("  " + line)
+    )
+    print(probe_report.terminal_table(run))
+    written = probe_report.write(run, out)  # a SecretLeakError exits 1, nothing written
+    _err(probe_report.summary(run))
+    _err(f"wrote {out}/: report.md, report.json, cassettes/ ({len(written)} files)")
+    _err(probe_report.SHARE)
+
+
+def _model_list(text: str) -> tuple[str, ...]:
+    models = tuple(m.strip() for m in text.split(",") if m.strip())
+    if not models:
+        raise argparse.ArgumentTypeError("name at least one model")
+    return models
+
+
 # --- parser and entry point -----------------------------------------------------------
 
 # The connection options are shared (``parents=``) by the top parser and every command,
 # so they may come before or after it.  Their default is SUPPRESS, so that a command's
 # parser does not reset a value given before it; parsing starts from these defaults.
 _CONNECTION_DEFAULTS = {"emulator": False, "base_url": None, "api_key": None, "timeout": None}
-_POSITIVE = {"timeout": "--timeout", "max_tokens": "--max-tokens"}
+_POSITIVE = {"timeout": "--timeout", "max_tokens": "--max-tokens", "budget_usd": "--budget-usd"}
 
 
 def build_parser(prog: str = "wb-inference") -> argparse.ArgumentParser:
@@ -425,6 +463,14 @@ def build_parser(prog: str = "wb-inference") -> argparse.ArgumentParser:
         "--enable-thinking", action=argparse.BooleanOptionalAction, help=thinking_help
     )
     command("check", cmd_check, "verify key, project and a model end to end", model)
+    probe = command("probe", cmd_probe, "check the service against the contract; write a report")
+    probe.set_defaults(serve=probe_run.emulator, models=probe_run.DEFAULT_MODELS)
+    probe.set_defaults(budget_usd=probe_run.DEFAULT_BUDGET_USD)
+    models_help = f"models to probe (default: {','.join(probe_run.DEFAULT_MODELS)})"
+    probe.add_argument("--models", type=_model_list, metavar="M1,M2", help=models_help)
+    probe.add_argument("--out", metavar="DIR", help="default: ./wb-inference-probe-<UTC time>")
+    budget_help = f"cost cap, estimated USD (default: {probe_run.DEFAULT_BUDGET_USD})"
+    probe.add_argument("--budget-usd", type=float, metavar="X", help=budget_help)
     return parser
 
 
@@ -442,9 +488,9 @@ def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argpa
 def _report(exc: BaseException, scrubber: Scrubber) -> int:
     """Print an error without secrets; a traceback only for an unexpected one."""
     mapped = errors.classify(exc)
-    if isinstance(mapped, errors.WBInferenceError | CliError):
+    if isinstance(code := getattr(mapped, "exit_code", None), ExitCode):  # ours, expected
         _err(scrubber.text(f"error: {mapped}"))
-        return mapped.exit_code
+        return code
     _err(scrubber.text("".join(traceback.format_exception(exc)).rstrip()))
     _err(f"error: unexpected {type(exc).__name__}; this is a bug, please report it.")
     return ExitCode.UNEXPECTED
@@ -456,7 +502,7 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "wb-inference") -> in
         args = _parse(build_parser(prog), argv)
     except SystemExit as exc:  # --help, or a usage error argparse already printed
         return exc.code if isinstance(exc.code, int) else ExitCode.USAGE
-    key, project = _given_key(args)[0], _project_of(args)
+    key, project = _given_key(args)[0], _project(args, strict=False)
     scrubber = Scrubber([key] if key else (), [project] if project else ())
     try:
         with _target(args) as target:
