@@ -65,7 +65,7 @@ def explain(row: Mapping[str, Any], today: Mapping[tuple[str, str | None], Resul
     )
     lines = [
         label,
-        f"  contract:            {' | '.join(assumption.expected)}  [{assumption.source}]",
+        f"  contract, {assumption.source}: {' | '.join(assumption.expected)}",
         f"  observed:            {row.get('observed')}",
         f"  emulator today:      {emulator}",
         f"  catalog today:       {catalog_today(assumption.name, row.get('model'))}",

@@ -147,7 +147,7 @@ def as_markdown(run: ProbeRun) -> str:
             f"### {_label(r)}: {r.verdict}",
             "",
             f"- how: {r.assumption.how_to_observe}",
-            f"- contract ({r.assumption.source}): {' | '.join(r.assumption.expected)}",
+            f"- contract, {r.assumption.source}: {' | '.join(r.assumption.expected)}",
             f"- observed: {r.observed if r.observed is not None else r.note}",
         ]
         if r.cassette:

@@ -17,6 +17,7 @@ and response headers other than standard HTTP ones keep their name and shape onl
 from __future__ import annotations
 
 import datetime
+import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -96,7 +97,10 @@ def run(
     progress: Callable[[str], None] = lambda line: None,
 ) -> ProbeRun:
     """Observe every assumption on ``service`` within ``budget_usd`` (see the module doc)."""
-    scrubber = Scrubber([service.api_key], [service.project] if service.project else ())
+    # A password in the base URL (a proxy's, say) is a credential too.
+    password = urllib.parse.urlsplit(service.base_url).password
+    credentials = [service.api_key, *([password] if password else [])]
+    scrubber = Scrubber(credentials, [service.project] if service.project else ())
     started = datetime.datetime.now(datetime.timezone.utc)
     probe = ProbeRun(
         service.base_url, service.emulator is not None, tuple(models), budget_usd, started, scrubber
