@@ -1,26 +1,12 @@
-"""``wb-inference``: list W&B Inference models, chat once, and check a setup end to end.
+"""W&B Inference from the command line: models, one prompt, a setup check, a probe.
 
-Why a command line: the first questions with a new key are "does my setup work?",
-"which models can I use?" and "what does a call cost?"; answering them should not need
-a script.  Every command goes through :class:`ChatWBInference`, so it exercises the same
-configuration, retries, error mapping and catalog as library code does.
-
-Commands (also ``python -m langchain_wandb_inference``)::
-
-    wb-inference models [--json]
-    wb-inference chat "prompt" [--model M] [--stream] [--project team/proj] [--system S]
-                               [--max-tokens N] [--enable-thinking | --no-enable-thinking]
-    wb-inference check [--model M] [--project team/proj]
-
-Global options, before or after the command: ``--emulator`` (an in-process emulator,
-synthetic answers, no account needed), ``--base-url URL``, ``--api-key KEY``
-(discouraged: it lands in shell history; prefer ``WANDB_API_KEY``), ``--timeout S``.
-The project comes from ``--project`` or ``WANDB_ENTITY``/``WANDB_PROJECT``, the URL from
-``--base-url`` or ``WANDB_INFERENCE_BASE_URL``.
-
-Results (the answer, the table, the JSON, the check lines) go to stdout; reasoning,
-the usage line, notes and errors go to stderr, so ``> file`` keeps only the result.
-The API key is never printed, not even in part.
+The key comes from WANDB_API_KEY (create one at https://wandb.ai/authorize); the
+project from --project or WANDB_ENTITY/WANDB_PROJECT.  Every command goes through
+ChatWBInference (same configuration, retries, error mapping and catalog as library
+code) and an error exits with its class's exit code.  Results go to stdout;
+reasoning, the usage line, notes and errors go to stderr, so "> file" keeps only the
+result; neither the key nor the project is ever printed.  Try it without an account:
+--emulator.  Also: python -m langchain_wandb_inference.
 
 Exit codes:
   0  ok
@@ -38,6 +24,9 @@ Exit codes:
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import datetime
+import importlib.util
 import json
 import os
 import sys
@@ -46,7 +35,8 @@ import traceback
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any, TextIO, TypeVar
+from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pydantic
@@ -55,26 +45,22 @@ from pydantic import SecretStr
 
 from langchain_wandb_inference import errors
 from langchain_wandb_inference._redact import Scrubber
-from langchain_wandb_inference.chat_models import (
-    DEFAULT_MODEL,
-    ChatWBInference,
-    ListedModel,
-    resolve_project,
-)
+from langchain_wandb_inference._table import prices, table
+from langchain_wandb_inference.chat_models import DEFAULT_MODEL, ChatWBInference, resolve_project
 from langchain_wandb_inference.errors import DEFAULT_BASE_URL, KEYS_URL, ExitCode
 from langchain_wandb_inference.models import (
     Lifecycle,
     ModelInfo,
-    all_models,
     is_lora_artifact,
     model_info,
     suggest_model_id,
+    unlisted_models,
 )
+from langchain_wandb_inference.testing import Emulator, probe_report, probe_run
+from langchain_wandb_inference.testing.probe_wire import Service
 from langchain_wandb_inference.usage import cached_tokens, estimate_cost
 
 __all__ = ["ExitCode", "build_parser", "main"]
-
-T = TypeVar("T")
 
 EMULATOR_BANNER = "using the local emulator: answers are synthetic, not from W&B"
 NO_KEY_MESSAGE = (
@@ -82,27 +68,16 @@ NO_KEY_MESSAGE = (
     "(or pass --api-key, which leaves the key in your shell history). To try the "
     "commands without an account, add --emulator."
 )
-CHECK_PROMPT = "Reply with OK."
-DESCRIPTION = f"""\
-W&B Inference from the command line: list models, send one prompt, check a setup.
-
-The key comes from WANDB_API_KEY (create one at {KEYS_URL});
-the project from --project or WANDB_ENTITY/WANDB_PROJECT. Results go to stdout;
-reasoning, the usage line, notes and errors go to stderr. Try it without an
-account: --emulator."""
+NO_MODELS = "the service listed no models (it once did so by mistake)"
+DESCRIPTION, _, EXIT_CODES = (__doc__ or "").partition("\n\nExit codes:")
 
 
 class CliError(Exception):
-    """An expected failure the CLI itself detects, with the exit status it means."""
+    """A failure the CLI itself finds, with an ``exit_code`` like the package's errors."""
 
-    def __init__(self, message: str, code: ExitCode) -> None:
+    def __init__(self, message: str, exit_code: ExitCode = ExitCode.CONFIG) -> None:
         super().__init__(message)
-        self.code = code
-
-
-# --------------------------------------------------------------------------------------
-# Output helpers
-# --------------------------------------------------------------------------------------
+        self.exit_code = exit_code
 
 
 def _err(text: str = "") -> None:
@@ -110,82 +85,80 @@ def _err(text: str = "") -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def _marks() -> tuple[str, str]:
-    """Check and cross marks, in ASCII when stdout cannot encode the Unicode ones."""
-    try:
-        "\u2713\u2717".encode(getattr(sys.stdout, "encoding", None) or "ascii")
-    except (UnicodeEncodeError, LookupError):
-        return "[ok]", "[FAILED]"
-    return "\u2713", "\u2717"
-
-
-def _scrub(text: str, secret: str | None) -> str:
-    """Remove the API key from text about to be printed (a second line of defence)."""
-    return Scrubber([secret] if secret else ()).text(text)
-
-
-# --------------------------------------------------------------------------------------
-# Where to send requests, and as whom
-# --------------------------------------------------------------------------------------
-
-
 @dataclass(frozen=True)
 class Target:
-    """The service to call and the key to call it with.
+    """The service to call and the key to call it with (``None``: none was found).
 
-    ``key_source`` says where the key came from, for messages: the key itself is never
-    shown.  ``api_key`` is ``None`` when none was found; commands fail on first use,
-    so that ``check`` can report it as its first step.
+    A missing key fails on first use, so that ``check`` reports it as its first step.
     """
 
     api_key: str | None
     key_source: str
     base_url: str | None
     timeout: float | None
+    emulator: Emulator | None = None
 
     def require_key(self) -> str:
-        """Return the key, or raise a configuration error explaining how to get one."""
+        """The key, or a configuration error saying how to get one."""
         if not self.api_key:
-            raise CliError(NO_KEY_MESSAGE, ExitCode.CONFIG)
+            raise CliError(NO_KEY_MESSAGE)
         return self.api_key
 
-    @property
-    def shown_base_url(self) -> str:
-        """The base URL requests go to, for messages."""
-        return self.base_url or DEFAULT_BASE_URL
+    def connect(
+        self, model: str | None = None, project: str | None = None, **options: Any
+    ) -> ChatWBInference:
+        """The :class:`ChatWBInference` a command talks through; bad settings exit 3."""
+        if self.timeout is not None:
+            options["timeout"] = self.timeout
+        options |= {"api_key": SecretStr(self.require_key()), "base_url": self.base_url}
+        try:
+            return ChatWBInference(model=model or DEFAULT_MODEL, project=project, **options)
+        except pydantic.ValidationError as exc:  # its str() is framed for developers
+            problems = exc.errors(include_input=False, include_url=False, include_context=False)
+            message = " ".join(str(p["msg"]).removeprefix("Value error, ") for p in problems)
+            raise CliError(message) from exc
 
 
 def _given_key(args: argparse.Namespace) -> tuple[str | None, str]:
-    """Return the key from ``--api-key`` or ``WANDB_API_KEY`` (blank: none), and its source."""
+    """The key from ``--api-key`` or ``WANDB_API_KEY`` (blank: none), and its source."""
     if args.api_key and args.api_key.strip():
         return args.api_key.strip(), "--api-key"
-    env_key = os.environ.get("WANDB_API_KEY", "").strip()
-    return (env_key or None), "WANDB_API_KEY"
+    return os.environ.get("WANDB_API_KEY", "").strip() or None, "WANDB_API_KEY"
 
 
 def _base_url(args: argparse.Namespace) -> str | None:
-    """Return ``--base-url`` or ``WANDB_INFERENCE_BASE_URL`` (``None``: W&B's), checked.
+    """``--base-url`` or ``WANDB_INFERENCE_BASE_URL`` (``None``: W&B's), checked here.
 
-    Why check here: a typo such as a missing scheme would otherwise surface as a
-    "connection failed" after retries (exit 7) instead of a configuration error.
+    Why: a typo such as a missing scheme would otherwise surface as "connection failed"
+    after retries (exit 7) instead of a configuration error.
     """
     url = args.base_url or os.environ.get("WANDB_INFERENCE_BASE_URL") or None
-    if url is None:
-        return None
-    parts = urlsplit(url)
+    parts = urlsplit(url or DEFAULT_BASE_URL)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         source = "--base-url" if args.base_url else "WANDB_INFERENCE_BASE_URL"
-        msg = f"{source} must be an http(s) URL such as {DEFAULT_BASE_URL}, got {url!r}."
-        raise CliError(msg, ExitCode.CONFIG)
+        raise CliError(f"{source} must be an http(s) URL such as {DEFAULT_BASE_URL}, got {url!r}.")
     return url
+
+
+def _project(args: argparse.Namespace, *, strict: bool = True) -> str | None:
+    """The project (``--project``, else the environment); malformed: exit 3 if ``strict``.
+
+    Not ``strict``, a malformed ``--project`` comes back as given: the scrubber hides it.
+    """
+    try:
+        return resolve_project(args.project)
+    except ValueError as exc:
+        if strict:
+            raise CliError(str(exc)) from exc
+        return str(args.project) if args.project else None
 
 
 @contextmanager
 def _target(args: argparse.Namespace) -> Iterator[Target]:
-    """Yield the W&B service, or (``--emulator``) an emulator serving while the command runs.
+    """The W&B service, or (``--emulator``) the command's own emulator while it runs.
 
-    The emulator accepts ``--api-key`` when given (else its own fake key); a
-    ``WANDB_API_KEY`` from the environment is not sent to it.
+    The emulator takes ``--api-key`` when given, else its fake key; ``WANDB_API_KEY``
+    is never sent to it.
     """
     if not args.emulator:
         key, source = _given_key(args)
@@ -193,164 +166,72 @@ def _target(args: argparse.Namespace) -> Iterator[Target]:
             _err("note: --api-key leaves the key in shell history; prefer WANDB_API_KEY.")
         yield Target(key, source, _base_url(args), args.timeout)
         return
-    from langchain_wandb_inference.testing import Emulator
-
-    emulator = Emulator(api_key=args.api_key) if args.api_key else Emulator()
-    with emulator:
-        _err(f"note: {EMULATOR_BANNER} ({emulator.base_url}).")
-        yield Target(emulator.api_key, "the emulator (fake)", emulator.base_url, args.timeout)
+    with args.serve(args.api_key, _project(args, strict=False)) as emu:
+        _err(f"note: {EMULATOR_BANNER} ({emu.base_url}).")
+        yield Target(emu.api_key, "the emulator (fake)", emu.base_url, args.timeout, emu)
 
 
-def _config_message(exc: ValueError) -> str:
-    """Return the messages of a configuration ``ValueError``, without pydantic's input echo.
-
-    Why: ``str()`` of a pydantic ``ValidationError`` repeats the constructor input,
-    which includes the API key.
-    """
-    if not isinstance(exc, pydantic.ValidationError):
-        return str(exc)
-    problems = exc.errors(include_input=False, include_url=False, include_context=False)
-    return " ".join(str(e["msg"]).removeprefix("Value error, ") for e in problems)
+def _emulator(api_key: str | None, project: str | None) -> Emulator:
+    """The emulator of ``models``, ``chat`` and ``check``: any project, every model."""
+    return Emulator(api_key=api_key) if api_key else Emulator()
 
 
-def _connect(
-    target: Target, model: str | None, project: str | None, **options: Any
-) -> ChatWBInference:
-    """Build the chat model every command talks through; bad settings are config errors."""
-    if target.timeout is not None:
-        options["timeout"] = target.timeout
-    try:
-        return ChatWBInference(
-            model=model or DEFAULT_MODEL,
-            api_key=SecretStr(target.require_key()),
-            base_url=target.base_url,
-            project=project,
-            **options,
-        )
-    except ValueError as exc:
-        raise CliError(_config_message(exc), ExitCode.CONFIG) from exc
+# --- models ---------------------------------------------------------------------------
+
+_NOTES = dict(listed="", not_in_catalog="not in catalog", not_listed="catalog only: not served now")
+_COLUMNS = ["MODEL", "CONTEXT", "VISION", "REASONING", "$/1M IN/OUT/CACHED", "LIFECYCLE", "NOTE"]
 
 
-# --------------------------------------------------------------------------------------
-# models
-# --------------------------------------------------------------------------------------
-
-STATUS_LISTED = "listed"
-STATUS_NOT_IN_CATALOG = "not_in_catalog"
-STATUS_NOT_LISTED = "not_listed"
-_STATUS_NOTES = {
-    STATUS_LISTED: "",
-    STATUS_NOT_IN_CATALOG: "not in catalog",
-    STATUS_NOT_LISTED: "catalog only: not served now",
-}
-_COLUMNS = ("MODEL", "CONTEXT", "VISION", "REASONING", "$/1M IN/OUT/CACHED", "LIFECYCLE", "NOTE")
+def model_row(model_id: str, info: ModelInfo | None, status: str) -> dict[str, Any]:
+    """One model as ``--json`` prints it and the table shows it (``None``: no figure)."""
+    row = dict.fromkeys(("context_window", "vision", "reasoning", "price", "lifecycle"))
+    row |= {"id": model_id, "status": status, "replacement": None}
+    if info is not None:
+        row |= {"context_window": info.context_window, "vision": info.vision}
+        row |= {"reasoning": info.reasoning.value, "lifecycle": info.lifecycle.value}
+        row |= {"price": dataclasses.asdict(info.price) if info.price else None}
+        row |= {"replacement": info.replacement}
+    return row
 
 
-@dataclass(frozen=True)
-class ModelRow:
-    """One model as the service lists it and the catalog describes it."""
-
-    id: str
-    info: ModelInfo | None
-    status: str
-
-    def as_json(self) -> dict[str, Any]:
-        """Return the row for ``--json``; ``None`` where the catalog does not know a figure."""
-        info = self.info
-        price = info.price if info else None
-        return {
-            "id": self.id,
-            "status": self.status,
-            "context_window": info.context_window if info else None,
-            "vision": info.vision if info else None,
-            "reasoning": info.reasoning.value if info else None,
-            "price": None
-            if price is None
-            else {"input": price.input, "output": price.output, "cached_input": price.cached_input},
-            "lifecycle": info.lifecycle.value if info else None,
-            "replacement": info.replacement if info else None,
-        }
-
-    def cells(self) -> list[str]:
-        """Return the row for the table, rendered from :meth:`as_json` so both agree."""
-        data = self.as_json()
-        price = data["price"]
-        note = _STATUS_NOTES[self.status]
-        if data["replacement"]:
-            note = f"{note}; use {data['replacement']}" if note else f"use {data['replacement']}"
-        return [
-            self.id,
-            "?" if data["context_window"] is None else f"{data['context_window']:,}",
-            "?" if data["vision"] is None else ("yes" if data["vision"] else "-"),
-            data["reasoning"] or "?",
-            "?" if price is None else "/".join(_money(price[k]) for k in price),
-            data["lifecycle"] or "?",
-            note,
-        ]
+def _cells(row: Mapping[str, Any]) -> list[str]:
+    note, instead, price = _NOTES[row["status"]], row["replacement"], row["price"]
+    if instead:
+        note = f"{note}; use {instead}" if note else f"use {instead}"
+    cells = [row["id"], "?" if row["context_window"] is None else f"{row['context_window']:,}"]
+    cells.append({None: "?", True: "yes", False: "-"}[row["vision"]])
+    cells.append(row["reasoning"] or "?")
+    cells.append(prices(price.values()) if price else "?")
+    return [*cells, row["lifecycle"] or "?", note]
 
 
-def _money(value: float | None) -> str:
-    """Format a per-1M-token price, ``-`` when not published."""
-    return "-" if value is None else f"{value:g}"
-
-
-def model_rows(listed: Sequence[ListedModel]) -> list[ModelRow]:
-    """Join the service's models with the catalog, then add catalog models it does not list.
-
-    Retired catalog models are left out of the second group: their absence is expected.
-    """
-    served = {m.id for m in listed}
-    rows = [
-        ModelRow(m.id, m.info, STATUS_LISTED if m.info else STATUS_NOT_IN_CATALOG)
-        for m in sorted(listed, key=lambda m: m.id.casefold())
-    ]
-    missing = (i for i in all_models() if i.id not in served and i.lifecycle != Lifecycle.RETIRED)
-    rows.extend(
-        ModelRow(i.id, i, STATUS_NOT_LISTED) for i in sorted(missing, key=lambda i: i.id.casefold())
-    )
-    return rows
-
-
-def _table(rows: Sequence[Sequence[str]]) -> str:
-    """Render rows as left-aligned columns two spaces apart, trailing spaces trimmed."""
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join(
-        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    )
-
-
-def cmd_models(args: argparse.Namespace, target: Target) -> ExitCode:
-    """List the served models with the catalog's context, abilities, prices and lifecycle."""
-    listed = _connect(target, None, args.project).list_models()
+def cmd_models(args: argparse.Namespace, target: Target) -> None:
+    """The served models with the catalog's context, abilities, prices and lifecycle."""
+    listed = target.connect(project=args.project).list_models()
     if not listed:
-        _err("note: the service listed no models (it once did so by mistake); try again later.")
-    rows = model_rows(listed)
+        _err(f"note: {NO_MODELS}; try again later.")
+    listed.sort(key=lambda m: m.id.casefold())
+    rows = [model_row(m.id, m.info, "listed" if m.info else "not_in_catalog") for m in listed]
+    rows += [model_row(i.id, i, "not_listed") for i in unlisted_models({m.id for m in listed})]
     if args.json:
-        print(json.dumps([row.as_json() for row in rows], indent=2))
-        return ExitCode.OK
-    print(_table([list(_COLUMNS), *(row.cells() for row in rows)]))
+        print(json.dumps(rows, indent=2))
+        return
+    print(table([_COLUMNS, *map(_cells, rows)]))
     _err("prices: USD per 1M tokens, catalog snapshot; W&B's Billing page is authoritative.")
-    return ExitCode.OK
 
 
-# --------------------------------------------------------------------------------------
-# chat
-# --------------------------------------------------------------------------------------
+# --- chat -----------------------------------------------------------------------------
 
 
 class Transcript:
-    """Shows an answer as it arrives: reasoning first, labeled, then the answer text.
+    """Shows an answer as it arrives: reasoning (labeled) on stderr, the answer on stdout.
 
-    Reasoning and labels go to stderr and the answer to stdout, so redirecting stdout
-    keeps just the answer.  Also remembers what the usage line needs: the model that
-    answered, its usage and why it stopped.
+    Also keeps what the usage line needs: who answered, the usage, why it stopped.
     """
 
     def __init__(self, model: str) -> None:
-        self.model = model
+        self.model, self.finish_reason = model, None
         self.usage: Mapping[str, Any] | None = None
-        self.finish_reason: str | None = None
         self.section: str | None = None
         self.answered = False
 
@@ -359,9 +240,8 @@ class Transcript:
         self._write("reasoning", part.additional_kwargs.get("reasoning_content"))
         self._write("answer", part.text)
         self.usage = part.usage_metadata or self.usage
-        meta = part.response_metadata
-        self.model = str(meta.get("model_name") or self.model)
-        self.finish_reason = meta.get("finish_reason") or self.finish_reason
+        self.model = str(part.response_metadata.get("model_name") or self.model)
+        self.finish_reason = part.response_metadata.get("finish_reason") or self.finish_reason
 
     def _write(self, section: str, text: object) -> None:
         if not isinstance(text, str) or not text:
@@ -372,59 +252,33 @@ class Transcript:
                 _err(f"[{section}]")
             self.section = section
         self.answered = self.answered or section == "answer"
-        stream = self._stream(section)
-        stream.write(text)
-        stream.flush()
-
-    @staticmethod
-    def _stream(section: str | None) -> TextIO:
-        return sys.stdout if section == "answer" else sys.stderr
+        print(text, end="", file=sys.stdout if section == "answer" else sys.stderr, flush=True)
 
     def end_line(self) -> None:
         """Finish the current line (also after a failure mid-stream, before the error)."""
         if self.section is not None:
-            print(file=self._stream(self.section), flush=True)
-
-    def summarize(self) -> None:
-        """Note a missing or cut answer, then print the usage line."""
-        if not self.answered:
-            _err("note: the model returned no answer text.")
-        if self.finish_reason == "length":
-            _err('note: the answer stopped at the output token limit (finish_reason "length").')
-        _err(usage_line(self.model, self.usage))
+            print(file=sys.stdout if self.section == "answer" else sys.stderr, flush=True)
 
 
 def usage_line(model: str, usage: Mapping[str, Any] | None) -> str:
     """Tokens in/out/cached and the estimated cost, or why there is none."""
     if not usage:
         return f"tokens: not reported by the service; price unknown [{model}]"
-    counts = f"{usage.get('input_tokens', 0)}/{usage.get('output_tokens', 0)}"
     cost = estimate_cost(model, usage)
-    price = (
-        "price unknown (the catalog has no price for this model)"
-        if cost is None
-        else f"estimated cost ${cost:.6f}"
-    )
-    return f"tokens in/out/cached: {counts}/{cached_tokens(usage)}; {price} [{model}]"
+    price = "price unknown (the catalog has no price for this model)"
+    if cost is not None:
+        price = f"estimated cost ${cost:.6f}"
+    counts = (usage.get("input_tokens", 0), usage.get("output_tokens", 0), cached_tokens(usage))
+    return f"tokens in/out/cached: {'/'.join(map(str, counts))}; {price} [{model}]"
 
 
-def _prompt_messages(args: argparse.Namespace) -> list[BaseMessage]:
-    """Build the system message (if any) and the prompt; ``-`` reads the prompt from stdin."""
+def cmd_chat(args: argparse.Namespace, target: Target) -> None:
+    """One call, streamed or not, then the usage line; ``-`` reads the prompt from stdin."""
+    options = {"max_tokens": args.max_tokens, "enable_thinking": args.enable_thinking}
+    llm = target.connect(args.model, args.project, **options)
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
     system: list[BaseMessage] = [SystemMessage(args.system)] if args.system else []
-    return [*system, HumanMessage(prompt)]
-
-
-def cmd_chat(args: argparse.Namespace, target: Target) -> ExitCode:
-    """One call, streamed or not, then the usage line."""
-    llm = _connect(
-        target,
-        args.model,
-        args.project,
-        max_tokens=args.max_tokens,
-        enable_thinking=args.enable_thinking,
-    )
-    messages = _prompt_messages(args)
+    messages = [*system, HumanMessage(prompt)]
     parts: Iterable[AIMessage] = llm.stream(messages) if args.stream else [llm.invoke(messages)]
     transcript = Transcript(llm.model_name)
     try:
@@ -432,41 +286,38 @@ def cmd_chat(args: argparse.Namespace, target: Target) -> ExitCode:
             transcript.show(part)
     finally:
         transcript.end_line()
-    transcript.summarize()
-    return ExitCode.OK
+    if not transcript.answered:
+        _err("note: the model returned no answer text.")
+    if transcript.finish_reason == "length":
+        _err('note: the answer stopped at the output token limit (finish_reason "length").')
+    _err(usage_line(transcript.model, transcript.usage))
 
 
-# --------------------------------------------------------------------------------------
-# check
-# --------------------------------------------------------------------------------------
+# --- check ----------------------------------------------------------------------------
 
 
-def _step(label: str, action: Callable[[], tuple[T, str]]) -> T:
-    """Run one check: print a check mark and what it found, or a cross and re-raise."""
-    ok, failed = _marks()
+@contextmanager
+def _step(label: str) -> Iterator[list[str]]:
+    """One check: the body appends what it found; a check mark, or a cross and re-raise.
+
+    The marks fall back to ASCII when stdout cannot encode them.
+    """
     try:
-        value, found = action()
+        ok, failed = "\u2713", "\u2717"
+        (ok + failed).encode(getattr(sys.stdout, "encoding", None) or "ascii")
+    except (UnicodeEncodeError, LookupError):
+        ok, failed = "[ok]", "[FAILED]"
+    found: list[str] = []
+    try:
+        yield found
     except BaseException:
         print(f"{failed} {label}", flush=True)
         raise
-    print(f"{ok} {label}: {found}", flush=True)
-    return value
-
-
-def _settings(args: argparse.Namespace, target: Target) -> tuple[str | None, str]:
-    """Step 1: a key is present and the project is well formed."""
-    target.require_key()
-    try:
-        project = resolve_project(args.project)
-    except ValueError as exc:
-        raise CliError(str(exc), ExitCode.CONFIG) from exc
-    shown = project or "none (W&B uses your default entity and the project 'inference')"
-    found = f"key from {target.key_source}, not shown; project {shown}"
-    return project, found
+    print(f"{ok} {label}: {'; '.join(found)}", flush=True)
 
 
 def _lifecycle_note(info: ModelInfo | None) -> str:
-    """Say what the catalog knows of a model's lifecycle, for check lines and errors."""
+    """What the catalog knows of a model's lifecycle, for check lines and errors."""
     if info is None:
         return "not in the catalog (no metadata, no price)"
     when = f" on {info.retired_on.isoformat()}" if info.retired_on else ""
@@ -478,228 +329,190 @@ def _lifecycle_note(info: ModelInfo | None) -> str:
     return f"catalog lifecycle: {info.lifecycle.value}"
 
 
-def _unlisted_message(model: str, served: set[str]) -> str:
-    """Why a model is not listed and what to use instead (catalog replacement, case slip)."""
-    suggestion = suggest_model_id(model)
-    info = model_info(model)
-    parts = [f"Model {model!r} is not among the {len(served)} models the service lists."]
-    if suggestion:
-        listed = "" if suggestion in served else " (not listed either)"
-        parts.append(f"Model IDs are case-sensitive: did you mean {suggestion!r}{listed}?")
-    elif info is not None:
-        parts.append(f"The catalog says: {_lifecycle_note(info)}.")
-    parts.append("See `wb-inference models` for the models served now.")
-    return " ".join(parts)
+def _not_listed(model: str, served: set[str]) -> CliError:
+    """Why a model is not listed, and what to use instead (a case slip, a replacement)."""
+    why = [f"Model {model!r} is not among the {len(served)} models the service lists."]
+    if suggestion := suggest_model_id(model):
+        also = "" if suggestion in served else " (not listed either)"
+        why.append(f"Model IDs are case-sensitive: did you mean {suggestion!r}{also}?")
+    elif model_info(model) is not None:
+        why.append(f"The catalog says: {_lifecycle_note(model_info(model))}.")
+    why.append("See `wb-inference models` for the models served now.")
+    return CliError(" ".join(why), ExitCode.REQUEST)
 
 
-def _listing(llm: ChatWBInference) -> tuple[list[ListedModel], str]:
-    """Step 2: ``GET /models`` accepts the key (and project)."""
-    listed = llm.list_models()
-    return listed, f"{len(listed)} models listed"
-
-
-def _model_listed(model: str, listed: Sequence[ListedModel]) -> tuple[None, str]:
-    """Step 3: the service lists the model (LoRA adapters are not listed, so skipped)."""
-    if is_lora_artifact(model):
-        return None, "a LoRA adapter: not listed by GET /models, the call below checks it"
-    served = {m.id for m in listed}
-    if not served:
-        return None, "the service listed no models (it once did so by mistake); trying the call"
-    if model not in served:
-        raise CliError(_unlisted_message(model, served), ExitCode.REQUEST)
-    return None, f"yes; {_lifecycle_note(model_info(model))}"
-
-
-def _one_token_call(llm: ChatWBInference) -> tuple[None, str]:
-    """Step 4: a 1-token chat call succeeds."""
-    started = time.monotonic()
-    message = llm.invoke(CHECK_PROMPT, max_tokens=1)
-    seconds = time.monotonic() - started
-    answered_by = message.response_metadata.get("model_name") or llm.model_name
-    return None, f"answered by {answered_by} in {seconds:.2f}s"
-
-
-def cmd_check(args: argparse.Namespace, target: Target) -> ExitCode:
+def cmd_check(args: argparse.Namespace, target: Target) -> None:
     """Key, project, authentication, model listing and one call, each reported as a step."""
     model = args.model or DEFAULT_MODEL
-    project = _step("1. API key and project", lambda: _settings(args, target))
-    llm = _connect(target, model, project)
-    listed = _step(
-        f"2. GET /models authenticates at {target.shown_base_url}", lambda: _listing(llm)
-    )
-    _step(f"3. model {model!r} is listed", lambda: _model_listed(model, listed))
-    _step("4. a 1-token chat call succeeds", lambda: _one_token_call(llm))
+    with _step("1. API key and project") as found:
+        target.require_key()
+        project = _project(args)
+        shown = "set, not shown" if project else "none (W&B uses your default entity, 'inference')"
+        found.append(f"key from {target.key_source}, not shown; project {shown}")
+    llm = target.connect(model, project)
+    with _step(f"2. GET /models authenticates at {target.base_url or DEFAULT_BASE_URL}") as found:
+        served = {m.id for m in llm.list_models()}
+        found.append(f"{len(served)} models listed")
+    with _step(f"3. model {model!r} is listed") as found:
+        if is_lora_artifact(model):
+            found.append("a LoRA adapter: not listed by GET /models, the call below checks it")
+        elif not served:
+            found.append(f"{NO_MODELS}; trying the call")
+        elif model not in served:
+            raise _not_listed(model, served)
+        else:
+            found.append(f"yes; {_lifecycle_note(model_info(model))}")
+    with _step("4. a 1-token chat call succeeds") as found:
+        started = time.monotonic()
+        message = llm.invoke("Reply with OK.", max_tokens=1)
+        answered_by = message.response_metadata.get("model_name") or llm.model_name
+        found.append(f"answered by {answered_by} in {time.monotonic() - started:.2f}s")
     print("All checks passed.")
-    return ExitCode.OK
 
 
-# --------------------------------------------------------------------------------------
-# Parser and entry point
-# --------------------------------------------------------------------------------------
+# --- probe ----------------------------------------------------------------------------
 
 
-def _positive(kind: Callable[[str], float]) -> Callable[[str], float]:
-    """Make an argparse type from ``int`` or ``float`` that accepts only values above zero."""
-
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if not value > 0:
-            raise argparse.ArgumentTypeError(f"must be greater than 0, got {text}")
-        return value
-
-    return parse
-
-
-def _add_global_options(parser: argparse.ArgumentParser, *, on_command: bool) -> None:
-    """Add the connection options; repeated on each command so they may follow it too.
-
-    On the commands their default is ``SUPPRESS``, so an option not repeated there keeps
-    the value given before the command.
-    """
-
-    def default(value: object) -> object:
-        return argparse.SUPPRESS if on_command else value
-
-    group = parser.add_argument_group("connection")
-    group.add_argument(
-        "--emulator",
-        action="store_true",
-        default=default(False),
-        help="run against an in-process emulator (synthetic answers; no account needed)",
+def cmd_probe(args: argparse.Namespace, target: Target) -> None:
+    """Observe the contract's assumptions on the target, print the table, write the files."""
+    if importlib.util.find_spec("vcr") is None:
+        raise CliError(
+            "probe records vcrpy cassettes: pip install 'langchain-wandb-inference[probe]'"
+        )
+    project = _project(args) or (probe_run.PROBE_PROJECT if target.emulator else None)
+    where, key, timeout = target.base_url or DEFAULT_BASE_URL, target.require_key(), target.timeout
+    service = Service(where, key, project, timeout or 60.0, target.emulator)
+    now = datetime.datetime.now(datetime.timezone.utc)
+    out = Path(args.out or f"wb-inference-probe-{now:%Y%m%dT%H%M%SZ}")
+    _err(f"cost cap: ${args.budget_usd:g} ({probe_report.CAP})")
+    run = probe_run.run(
+        service, args.models, args.budget_usd, progress=lambda line: _err("  " + line)
     )
-    group.add_argument(
-        "--base-url",
-        default=default(None),
-        metavar="URL",
-        help=f"API base URL (default: WANDB_INFERENCE_BASE_URL, else {DEFAULT_BASE_URL})",
-    )
-    group.add_argument(
-        "--api-key",
-        default=default(None),
-        metavar="KEY",
-        help="W&B API key; discouraged (shell history, process list): prefer WANDB_API_KEY",
-    )
-    group.add_argument(
-        "--timeout",
-        type=_positive(float),
-        default=default(None),
-        metavar="SECONDS",
-        help="per-request timeout (default: 60)",
-    )
+    print(probe_report.terminal_table(run))
+    written = probe_report.write(run, out)  # a SecretLeakError exits 1, nothing written
+    _err(probe_report.summary(run))
+    _err(f"wrote {out}/: report.md, report.json, cassettes/ ({len(written)} files)")
+    _err(probe_report.SHARE)
 
 
-def _add_project(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--project",
-        metavar="TEAM/PROJECT",
-        help="sent as the OpenAI-Project header (default: WANDB_ENTITY/WANDB_PROJECT)",
-    )
+def _model_list(text: str) -> tuple[str, ...]:
+    models = tuple(m.strip() for m in text.split(",") if m.strip())
+    if not models:
+        raise argparse.ArgumentTypeError("name at least one model")
+    return models
 
 
-def _add_model(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--model", help=f"model ID, case-sensitive (default: {DEFAULT_MODEL})")
+# --- parser and entry point -----------------------------------------------------------
 
-
-def _exit_codes_help() -> str:
-    """Return the exit-code table from this module's docstring (one source for both)."""
-    doc = __doc__ or ""
-    return doc[doc.index("Exit codes:") :].strip()
+# The connection options are shared (``parents=``) by the top parser and every command,
+# so they may come before or after it.  Their default is SUPPRESS, so that a command's
+# parser does not reset a value given before it; parsing starts from these defaults.
+_CONNECTION_DEFAULTS = {"emulator": False, "base_url": None, "api_key": None, "timeout": None}
+_POSITIVE = {"timeout": "--timeout", "max_tokens": "--max-tokens", "budget_usd": "--budget-usd"}
 
 
 def build_parser(prog: str = "wb-inference") -> argparse.ArgumentParser:
-    """Build the argument parser for every command."""
-    parser = argparse.ArgumentParser(
-        prog=prog,
-        description=DESCRIPTION,
-        epilog=_exit_codes_help(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    """The argument parser for every command."""
+    hide = argparse.SUPPRESS
+    connection = argparse.ArgumentParser(add_help=False)
+    group = connection.add_argument_group("connection")
+    group.add_argument(
+        "--emulator",
+        action="store_true",
+        default=hide,
+        help="run against an in-process emulator (synthetic answers; no account needed)",
     )
-    _add_global_options(parser, on_command=False)
+    url_help = f"API base URL (default: WANDB_INFERENCE_BASE_URL, else {DEFAULT_BASE_URL})"
+    group.add_argument("--base-url", metavar="URL", default=hide, help=url_help)
+    key_help = "W&B API key; discouraged (shell history, process list): prefer WANDB_API_KEY"
+    group.add_argument("--api-key", metavar="KEY", default=hide, help=key_help)
+    timeout_help = "per-request timeout (default: 60)"
+    group.add_argument("--timeout", type=float, metavar="SECONDS", default=hide, help=timeout_help)
+    project = argparse.ArgumentParser(add_help=False)
+    project_help = "sent as the OpenAI-Project header (default: WANDB_ENTITY/WANDB_PROJECT)"
+    project.add_argument("--project", metavar="TEAM/PROJECT", help=project_help)
+    model = argparse.ArgumentParser(add_help=False)
+    model.add_argument("--model", help=f"model ID, case-sensitive (default: {DEFAULT_MODEL})")
+
+    layout: dict[str, Any] = {
+        "epilog": "Exit codes:" + EXIT_CODES.rstrip(),
+        "formatter_class": argparse.RawDescriptionHelpFormatter,
+    }
+    parser = argparse.ArgumentParser(
+        prog=prog, description=DESCRIPTION, parents=[connection], **layout
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, run: Callable[..., ExitCode], text: str) -> argparse.ArgumentParser:
-        sub = commands.add_parser(
-            name,
-            help=text,
-            description=text,
-            epilog=_exit_codes_help(),
-            formatter_class=argparse.RawDescriptionHelpFormatter,
-        )
-        _add_global_options(sub, on_command=True)
-        _add_project(sub)
-        sub.set_defaults(run=run)
+    def command(
+        name: str, run: Callable[..., None], text: str, *more: argparse.ArgumentParser
+    ) -> Any:
+        parents = [connection, project, *more]
+        sub = commands.add_parser(name, help=text, description=text, parents=parents, **layout)
+        sub.set_defaults(run=run, serve=_emulator)
         return sub
 
     models = command("models", cmd_models, "list served models joined with the catalog")
     models.add_argument("--json", action="store_true", help="print a JSON array")
-
-    chat = command("chat", cmd_chat, "send one prompt and print the answer, usage and cost")
+    chat = command("chat", cmd_chat, "send one prompt; print the answer, usage and cost", model)
     chat.add_argument("prompt", help='the user message ("-" reads it from stdin)')
-    _add_model(chat)
     chat.add_argument("--stream", action="store_true", help="print the answer as it arrives")
     chat.add_argument("--system", metavar="TEXT", help="a system message sent before the prompt")
-    chat.add_argument("--max-tokens", type=_positive(int), metavar="N", help="cap on output tokens")
+    chat.add_argument("--max-tokens", type=int, metavar="N", help="cap on output tokens")
+    thinking_help = "turn reasoning on/off on models that allow it (default: the model's)"
     chat.add_argument(
-        "--enable-thinking",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="turn reasoning on/off on models that allow it (default: the model's)",
+        "--enable-thinking", action=argparse.BooleanOptionalAction, help=thinking_help
     )
-
-    check = command("check", cmd_check, "verify key, project and a model end to end")
-    _add_model(check)
+    command("check", cmd_check, "verify key, project and a model end to end", model)
+    probe = command("probe", cmd_probe, "check the service against the contract; write a report")
+    probe.set_defaults(serve=probe_run.emulator, models=probe_run.DEFAULT_MODELS)
+    probe.set_defaults(budget_usd=probe_run.DEFAULT_BUDGET_USD)
+    models_help = f"models to probe (default: {','.join(probe_run.DEFAULT_MODELS)})"
+    probe.add_argument("--models", type=_model_list, metavar="M1,M2", help=models_help)
+    probe.add_argument("--out", metavar="DIR", help="default: ./wb-inference-probe-<UTC time>")
+    budget_help = f"cost cap, estimated USD (default: {probe_run.DEFAULT_BUDGET_USD})"
+    probe.add_argument("--budget-usd", type=float, metavar="X", help=budget_help)
     return parser
 
 
-def exit_code_for(exc: BaseException) -> ExitCode | None:
-    """Return the exit status an expected error means; ``None`` for an unexpected one."""
-    if isinstance(exc, CliError):
-        return exc.code
-    if isinstance(exc, errors.WBInferenceError):
-        return exc.exit_code
-    return None
-
-
-def _report(exc: BaseException, secret: str | None) -> ExitCode:
-    """Print an error without the key; a traceback only for an unexpected one."""
-    mapped = errors.classify(exc)
-    code = exit_code_for(mapped)
-    if code is not None:
-        _err(_scrub(f"error: {mapped}", secret))
-        return code
-    text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    _err(_scrub(text.rstrip(), secret))
-    _err(f"error: unexpected {type(exc).__name__}; this is a bug, please report it.")
-    return ExitCode.UNEXPECTED
-
-
 def _parse(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> argparse.Namespace:
-    """Parse, and reject ``--emulator`` with ``--base-url`` (exit 2 via ``parser.error``)."""
-    args = parser.parse_args(argv)
+    """Parse, then refuse what argparse cannot express (exit 2 via ``parser.error``)."""
+    args = parser.parse_args(argv, argparse.Namespace(**_CONNECTION_DEFAULTS))
+    for name, flag in _POSITIVE.items():
+        if getattr(args, name, None) is not None and not getattr(args, name) > 0:
+            parser.error(f"argument {flag}: must be greater than 0")
     if args.emulator and args.base_url:
         parser.error("--emulator runs its own server: drop --base-url")
     return args
 
 
+def _report(exc: BaseException, scrubber: Scrubber) -> int:
+    """Print an error without secrets; a traceback only for an unexpected one."""
+    mapped = errors.classify(exc)
+    if isinstance(code := getattr(mapped, "exit_code", None), ExitCode):  # ours, expected
+        _err(scrubber.text(f"error: {mapped}"))
+        return code
+    _err(scrubber.text("".join(traceback.format_exception(exc)).rstrip()))
+    _err(f"error: unexpected {type(exc).__name__}; this is a bug, please report it.")
+    return ExitCode.UNEXPECTED
+
+
 def main(argv: Sequence[str] | None = None, *, prog: str = "wb-inference") -> int:
     """Run one command; returns the exit status (see the module docstring)."""
-    parser = build_parser(prog)
     try:
-        args = _parse(parser, argv)
+        args = _parse(build_parser(prog), argv)
     except SystemExit as exc:  # --help, or a usage error argparse already printed
         return exc.code if isinstance(exc.code, int) else ExitCode.USAGE
-    secret = _given_key(args)[0]
+    key, project = _given_key(args)[0], _project(args, strict=False)
+    scrubber = Scrubber([key] if key else (), [project] if project else ())
     try:
         with _target(args) as target:
-            return int(args.run(args, target))
+            args.run(args, target)
+        return ExitCode.OK
     except KeyboardInterrupt:
         _err("interrupted")
         return ExitCode.INTERRUPTED
     except Exception as exc:
-        return _report(exc, secret)
+        return _report(exc, scrubber)
 
 
 if __name__ == "__main__":

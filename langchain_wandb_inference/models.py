@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import datetime
 import functools
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from enum import Enum
 from typing import Any
@@ -48,6 +48,7 @@ __all__ = [
     "model_info",
     "model_profile",
     "suggest_model_id",
+    "unlisted_models",
 ]
 
 LORA_ARTIFACT_SCHEME = "wandb-artifact:"
@@ -315,6 +316,16 @@ def suggest_model_id(model_id: str) -> str | None:
 def all_models() -> tuple[ModelInfo, ...]:
     """Every catalog entry, retired ones included (filter on ``lifecycle``)."""
     return tuple(_by_id().values())
+
+
+def unlisted_models(served: Collection[str]) -> list[ModelInfo]:
+    """Catalog models not retired and not in ``served`` (``GET /models`` IDs), sorted.
+
+    Why: a retired model's absence from the listing is expected; any other catalog model
+    missing from it is news, which ``wb-inference models`` flags and the probe reports.
+    """
+    missing = (i for i in all_models() if i.id not in served and i.lifecycle != Lifecycle.RETIRED)
+    return sorted(missing, key=lambda i: i.id.casefold())
 
 
 _PROFILE_STATUS: dict[Lifecycle, str] = {
