@@ -3,115 +3,65 @@
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
-import math
-import os
-import threading
 import time
-import urllib.parse
-import warnings
-from collections.abc import (
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Iterable,
-    Iterator,
-    Mapping,
-    Sequence,
-)
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, fields
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import openai
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
-from langchain_core.callbacks.manager import ahandle_event, handle_event
 from langchain_core.language_models import LangSmithParams, LanguageModelInput, ModelProfile
 from langchain_core.language_models.chat_models import agenerate_from_stream, generate_from_stream
 from langchain_core.messages import AIMessage, BaseMessage
-from langchain_core.messages import content as types
-from langchain_core.messages.block_translators import openai as openai_blocks
-from langchain_core.messages.block_translators import register_translator
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
 from langchain_core.tracers._streaming import _StreamingCallbackHandler
 from langchain_core.utils import from_env, secret_from_env
-from langchain_core.utils.function_calling import convert_to_openai_tool
 from langchain_openai.chat_models.base import BaseChatOpenAI
 from pydantic import ConfigDict, Field, InstanceOf, SecretStr, model_validator
 from typing_extensions import Self
 
 from langchain_wandb_inference import _http, _wire
-from langchain_wandb_inference._version import __version__
-from langchain_wandb_inference.errors import DEFAULT_BASE_URL, KEYS_URL, classify
-from langchain_wandb_inference.models import (
-    Lifecycle,
-    ModelInfo,
-    WBModel,
-    model_info,
-    model_profile,
+from langchain_wandb_inference._answers import (
+    answer_usage,
+    as_json_schema_answer,
+    attach_reasoning,
+    clean_response_usage,
+    function_calling_instead,
+    prompt_tokens,
 )
+from langchain_wandb_inference._events import async_notifier, notifier
+from langchain_wandb_inference._settings import (
+    check_settings,
+    refuse_responses_api_options,
+    resolve_project,
+    warn_lifecycle_once,
+)
+from langchain_wandb_inference._streams import StreamTally, carries_content
+from langchain_wandb_inference._version import __version__
+from langchain_wandb_inference.errors import DEFAULT_BASE_URL
+from langchain_wandb_inference.models import ModelInfo, WBModel, model_info, model_profile
 from langchain_wandb_inference.policies import Budget, CircuitBreaker, RetryPolicy
 from langchain_wandb_inference.policies import _pipeline as pipeline
 from langchain_wandb_inference.policies._budget import BudgetGuard
 from langchain_wandb_inference.policies._circuit_breaker import Breaker
 from langchain_wandb_inference.policies._concurrency import AdaptiveConcurrency
 from langchain_wandb_inference.policies._fallback import FallbackPolicy
-from langchain_wandb_inference.policies._pipeline import Call, Finish, Notify, Policy
+from langchain_wandb_inference.policies._pipeline import Call, Notify, Policy
 from langchain_wandb_inference.policies._state import LOCAL
-from langchain_wandb_inference.usage import clean_usage, rough_tokens
+from langchain_wandb_inference.usage import clean_usage
+
+__all__ = ["DEFAULT_MODEL", "ChatWBInference", "ListedModel", "resolve_project"]
 
 logger = logging.getLogger("langchain_wandb_inference")
 
 DEFAULT_MODEL = WBModel.LLAMA_3_1_8B_INSTRUCT.value
 DEFAULT_TIMEOUT = 60.0
 
-# Options that only exist on OpenAI's Responses API, which W&B does not serve.
-_RESPONSES_ONLY = (
-    "use_responses_api",
-    "reasoning",
-    "include",
-    "truncation",
-    "context_management",
-    "use_previous_response_id",
-)
 # W&B request fields the OpenAI SDK has no argument for: sent through ``extra_body``.
 _WB_BODY_FIELDS = ("cache_salt",)
-
-_warned_models: set[str] = set()
-_warned_lock = threading.Lock()
-
-
-def resolve_project(project: str | None) -> str | None:
-    """The ``team/project`` for the ``OpenAI-Project`` header, validated.
-
-    An explicit value wins; else ``WANDB_PROJECT`` (used as is when it holds a
-    ``/``, else joined with ``WANDB_ENTITY``); else ``None`` (W&B then uses your
-    default entity and the project ``inference``).
-    """
-    source = "project"
-    if project is None:
-        env_project = os.environ.get("WANDB_PROJECT", "").strip()
-        if not env_project:
-            return None
-        entity = os.environ.get("WANDB_ENTITY", "").strip()
-        if "/" not in env_project and not entity:
-            msg = (
-                "WANDB_PROJECT names no team: set WANDB_ENTITY to your team, or pass "
-                'project="team/project" to ChatWBInference.'
-            )
-            raise ValueError(msg)
-        project = env_project if "/" in env_project else f"{entity}/{env_project}"
-        source = "WANDB_ENTITY/WANDB_PROJECT"
-    parts = project.split("/")
-    if len(parts) != 2 or not all(p.strip() and p == p.strip() for p in parts):
-        msg = (
-            f"{source} must have the form 'team/project' (your W&B team or entity, a "
-            "slash, and a project name, without spaces)."
-        )
-        raise ValueError(msg)
-    return project
 
 
 class ChatWBInference(BaseChatOpenAI):
@@ -252,8 +202,8 @@ class ChatWBInference(BaseChatOpenAI):
         Replaces ``BaseChatOpenAI.validate_environment``, so no ``OPENAI_*`` variable
         supplies the key, URL, organization, project, proxy or retries.
         """
-        _refuse_responses_api_options(self)
-        _check_settings(self)
+        refuse_responses_api_options(self)
+        check_settings(self)
         self.project = resolve_project(self.project)
         self.openai_organization = None
         self.max_retries = 0
@@ -294,7 +244,7 @@ class ChatWBInference(BaseChatOpenAI):
             if client is not None:  # the SDK fills None from OPENAI_ORG_ID/OPENAI_PROJECT_ID
                 client.organization, client.project = None, self.project
         self._add_version("langchain-wandb-inference", __version__)
-        _warn_lifecycle_once(self.model_name)
+        warn_lifecycle_once(self.model_name)
         return self
 
     # -- LangChain conventions ------------------------------------------------------
@@ -410,14 +360,14 @@ class ChatWBInference(BaseChatOpenAI):
     def _create_chat_result(
         self, response: Any, generation_info: dict[str, Any] | None = None
     ) -> ChatResult:
-        _clean_response_usage(response)
+        clean_response_usage(response)
         result = super()._create_chat_result(response, generation_info)
         choices = (
             response.get("choices") if isinstance(response, dict) else response.choices
         ) or []
         for generation, choice in zip(result.generations, choices, strict=False):
             wire = choice.get("message") if isinstance(choice, dict) else choice.message
-            _attach_reasoning(generation.message, wire)
+            attach_reasoning(generation.message, wire)
             generation.message.response_metadata["model_provider"] = "wandb"
         if result.llm_output is not None:
             result.llm_output["model_provider"] = "wandb"
@@ -438,7 +388,7 @@ class ChatWBInference(BaseChatOpenAI):
             return None
         choices = chunk.get("choices") or []
         if choices:
-            _attach_reasoning(generation.message, choices[0].get("delta"))
+            attach_reasoning(generation.message, choices[0].get("delta"))
         generation.message.response_metadata["model_provider"] = "wandb"
         return generation
 
@@ -509,7 +459,7 @@ class ChatWBInference(BaseChatOpenAI):
         """The pipeline, outermost first; a new policy is one line here."""
         max_tokens = kwargs.get("max_tokens", kwargs.get("max_completion_tokens", self.max_tokens))
         chain: list[Policy | None] = [
-            BudgetGuard(self.budget, _prompt_tokens(messages), max_tokens) if self.budget else None,
+            BudgetGuard(self.budget, prompt_tokens(messages), max_tokens) if self.budget else None,
             FallbackPolicy(tuple(self.fallback_models)) if self.fallback_models else None,
             self.retry,
             Breaker(self.circuit_breaker, LOCAL) if self.circuit_breaker else None,
@@ -578,8 +528,8 @@ class ChatWBInference(BaseChatOpenAI):
                     raise
 
         result: ChatResult
-        result, finish = pipeline.run(plan, send, _notifier(run_manager))
-        finish(*_answer_usage(result, call, messages))
+        result, finish = pipeline.run(plan, send, notifier(run_manager))
+        finish(*answer_usage(result, call, messages))
         return result
 
     def _generate_once(
@@ -594,10 +544,10 @@ class ChatWBInference(BaseChatOpenAI):
         try:
             return generate(messages, stop, run_manager, **_for_attempt(kwargs, attempt))
         except openai.APIStatusError as exc:
-            instead = _function_calling_instead(kwargs, exc, attempt.model)
+            instead = function_calling_instead(kwargs, exc, attempt.model)
             if instead is None:
                 raise
-            return _as_json_schema_answer(
+            return as_json_schema_answer(
                 generate(messages, stop, run_manager, **_for_attempt(instead, attempt))
             )
 
@@ -626,8 +576,8 @@ class ChatWBInference(BaseChatOpenAI):
                     raise
 
         result: ChatResult
-        result, finish = await pipeline.arun(plan, send, _async_notifier(run_manager))
-        await finish.acall(*_answer_usage(result, call, messages))
+        result, finish = await pipeline.arun(plan, send, async_notifier(run_manager))
+        await finish.acall(*answer_usage(result, call, messages))
         return result
 
     async def _agenerate_once(
@@ -642,10 +592,10 @@ class ChatWBInference(BaseChatOpenAI):
         try:
             return await agenerate(messages, stop, run_manager, **_for_attempt(kwargs, attempt))
         except openai.APIStatusError as exc:
-            instead = _function_calling_instead(kwargs, exc, attempt.model)
+            instead = function_calling_instead(kwargs, exc, attempt.model)
             if instead is None:
                 raise
-            return _as_json_schema_answer(
+            return as_json_schema_answer(
                 await agenerate(messages, stop, run_manager, **_for_attempt(instead, attempt))
             )
 
@@ -666,12 +616,12 @@ class ChatWBInference(BaseChatOpenAI):
             with _expecting(call, attempt, stream=True):
                 for chunk in chunks:  # a failure before any content is retried
                     head.append(chunk)
-                    if _carries_content(chunk):
+                    if carries_content(chunk):
                         break
             return head, chunks
 
-        (head, rest), finish = pipeline.run(plan, open_stream, _notifier(run_manager))
-        tally = _StreamTally(call, finish, messages)
+        (head, rest), finish = pipeline.run(plan, open_stream, notifier(run_manager))
+        tally = StreamTally(call, finish, messages)
         try:
             yield from tally.relay(head)
             while True:
@@ -707,12 +657,12 @@ class ChatWBInference(BaseChatOpenAI):
             with _expecting(call, attempt, stream=True):
                 async for chunk in chunks:
                     head.append(chunk)
-                    if _carries_content(chunk):
+                    if carries_content(chunk):
                         break
             return head, chunks
 
-        (head, rest), finish = await pipeline.arun(plan, open_stream, _async_notifier(run_manager))
-        tally = _StreamTally(call, finish, messages)
+        (head, rest), finish = await pipeline.arun(plan, open_stream, async_notifier(run_manager))
+        tally = StreamTally(call, finish, messages)
         try:
             for chunk in tally.relay(head):
                 yield chunk
@@ -739,98 +689,6 @@ _POLICY_FIELDS: dict[str, Any] = {"retry": RetryPolicy, "circuit_breaker": Circu
 def _settings(policy: Any) -> dict[str, Any]:
     """A policy dataclass's constructor arguments, for serialization."""
     return {f.name: getattr(policy, f.name) for f in fields(policy) if f.init}
-
-
-def _refuse_responses_api_options(model: ChatWBInference) -> None:
-    """Fail loudly on options that would route to ``/v1/responses`` (absent on W&B)."""
-    for name in _RESPONSES_ONLY:
-        if getattr(model, name, None) not in (None, False):
-            msg = (
-                f"{name}= selects OpenAI's Responses API, which W&B Inference does not "
-                "serve (it has Chat Completions only). Remove it; for reasoning models "
-                "use reasoning_effort= or enable_thinking=."
-            )
-            raise ValueError(msg)
-    if model.output_version == "responses/v1":
-        msg = 'output_version="responses/v1" needs the Responses API, which W&B does not serve.'
-        raise ValueError(msg)
-
-
-def _check_settings(model: ChatWBInference) -> None:
-    """Refuse settings that would fail (or misbehave) on every call, naming the range."""
-    if model.n is not None and model.n < 1:
-        raise ValueError("n must be at least 1.")
-    if model.n is not None and model.n > 1 and model.streaming:
-        raise ValueError("n must be 1 when streaming.")
-    if model.openai_api_key is None:
-        msg = (
-            "No W&B API key: set the WANDB_API_KEY environment variable or pass "
-            f"api_key= to ChatWBInference. Create a key at {KEYS_URL}."
-        )
-        raise ValueError(msg)
-    if isinstance(model.openai_api_key, SecretStr):
-        model.openai_api_key = SecretStr(_http.clean_key(model.openai_api_key.get_secret_value()))
-    if not isinstance(model.model_name, str) or not model.model_name.strip():
-        raise ValueError("model must be a non-empty model ID, e.g. 'openai/gpt-oss-120b'.")
-    url = urllib.parse.urlsplit(str(model.openai_api_base or ""))
-    if url.scheme not in ("http", "https") or not url.netloc:
-        msg = (
-            f"base_url must be an http(s) URL such as {DEFAULT_BASE_URL} "
-            f"(got {model.openai_api_base!r})."
-        )
-        raise ValueError(msg)
-    timeout = model.request_timeout
-    if isinstance(timeout, int | float) and not (
-        not isinstance(timeout, bool) and math.isfinite(timeout) and timeout > 0
-    ):
-        raise ValueError(
-            f"timeout must be a finite number of seconds > 0 or None (got {timeout!r})."
-        )
-    if model.max_concurrency is not None and not (
-        isinstance(model.max_concurrency, int) and model.max_concurrency >= 1
-    ):
-        raise ValueError(
-            f"max_concurrency must be an integer >= 1 or None (got {model.max_concurrency!r})."
-        )
-    if model.budget_usd is not None and model.budget is not None:
-        raise ValueError(
-            "Pass either budget_usd= (this model's own) or budget= (shared), not both."
-        )
-    if model.cache_salt == "":
-        raise ValueError("cache_salt must be a non-empty string (or None).")
-    seen = [model.model_name]
-    for fallback in model.fallback_models:
-        if not isinstance(fallback, str) or not fallback.strip() or fallback in seen:
-            msg = (
-                "fallback_models must be distinct, non-empty model IDs other than model= "
-                f"(got {model.fallback_models!r})."
-            )
-            raise ValueError(msg)
-        seen.append(fallback)
-
-
-def _warn_lifecycle_once(model: str) -> None:
-    """Warn once per process that a model is deprecated or retired, naming its replacement."""
-    info = model_info(model)
-    if info is None or info.lifecycle not in (Lifecycle.DEPRECATED, Lifecycle.RETIRED):
-        return
-    with _warned_lock:
-        if model in _warned_models:
-            return
-        _warned_models.add(model)
-    when = f" on {info.retired_on.isoformat()}" if info.retired_on else ""
-    state = (
-        f"was retired{when} (requests fail with 404)"
-        if (info.lifecycle is Lifecycle.RETIRED)
-        else f"is deprecated and will be retired{when}"
-    )
-    instead = f"; use {info.replacement!r} instead" if info.replacement else ""
-    warnings.warn(f"W&B model {model!r} {state}{instead}.", DeprecationWarning, stacklevel=4)
-
-
-def _prompt_tokens(messages: Sequence[BaseMessage]) -> int:
-    """A cheap prompt-size estimate, text only (an image's base64 bytes are not tokens)."""
-    return sum(rough_tokens(m.text) for m in messages)
 
 
 def _fingerprint(messages: Sequence[BaseMessage], kwargs: Mapping[str, Any]) -> str:
@@ -871,246 +729,3 @@ def _expecting(call: Call, attempt: Call, *, stream: bool) -> Iterator[None]:
 def _for_attempt(kwargs: Mapping[str, Any], attempt: Call) -> dict[str, Any]:
     """The caller's kwargs aimed at this attempt's model, with its timeout."""
     return {**kwargs, "model": attempt.model, "timeout": attempt.timeout()}
-
-
-def _function_calling_instead(
-    kwargs: Mapping[str, Any], exc: openai.APIStatusError, model: str
-) -> dict[str, Any] | None:
-    """The same request with the schema as a forced function, if W&B refused json_schema.
-
-    Some models lack ``response_format`` (W&B answers 400/422 naming it); function
-    calling carries the same schema.  ``None`` when that is not what happened.
-    """
-    response_format = kwargs.get("response_format")
-    if response_format is None or exc.status_code not in (400, 422):
-        return None
-    if "response_format" not in f"{exc.message} {exc.body}":
-        return None
-    if isinstance(response_format, dict):
-        if response_format.get("type") != "json_schema":
-            return None  # json_object has no schema to carry over
-        schema = response_format["json_schema"]
-        function = {"name": schema["name"], "parameters": schema.get("schema", {})}
-    else:  # a Pydantic class or TypedDict, as with_structured_output binds it
-        function = dict(convert_to_openai_tool(response_format)["function"])
-    name = function["name"]
-    logger.warning(
-        "W&B Inference: %s refused response_format json_schema (HTTP %s); "
-        "retrying once with function calling",
-        model,
-        exc.status_code,
-    )
-    instead = {k: v for k, v in kwargs.items() if k not in ("response_format", "strict")}
-    instead["tools"] = [{"type": "function", "function": function}]
-    instead["tool_choice"] = {"type": "function", "function": {"name": name}}
-    return instead
-
-
-def _as_json_schema_answer(result: ChatResult) -> ChatResult:
-    """Present a forced function call as the JSON answer ``json_schema`` parsers expect."""
-    for generation in result.generations:
-        message = generation.message
-        if isinstance(message, AIMessage) and message.tool_calls:
-            args = message.tool_calls[0]["args"]
-            message.content = json.dumps(args)
-            message.additional_kwargs["parsed"] = args
-            message.tool_calls = []
-            message.additional_kwargs.pop("tool_calls", None)
-    return result
-
-
-def _attach_reasoning(message: BaseMessage, wire: Any) -> None:
-    """Copy W&B's ``reasoning`` (or legacy ``reasoning_content``) where LangChain reads it.
-
-    ``additional_kwargs["reasoning_content"]`` is what ``content_blocks`` turns into a
-    ``reasoning`` block placed before the text.
-    """
-    if not wire:
-        return
-    if isinstance(wire, Mapping):
-        reasoning = wire.get("reasoning") or wire.get("reasoning_content")
-    else:  # the SDK's parsed message keeps W&B's extra fields as attributes
-        reasoning = getattr(wire, "reasoning", None) or getattr(wire, "reasoning_content", None)
-    if isinstance(reasoning, str) and reasoning:
-        message.additional_kwargs["reasoning_content"] = reasoning
-
-
-def _with_reasoning(
-    translate: Callable[[Any], list[types.ContentBlock]],
-) -> Callable[[Any], list[types.ContentBlock]]:
-    """OpenAI's Chat Completions translator, with the message's reasoning block first."""
-
-    def translated(message: Any) -> list[types.ContentBlock]:
-        blocks = translate(message)
-        reasoning = message.additional_kwargs.get("reasoning_content")
-        if isinstance(reasoning, str) and reasoning:
-            block = {"type": "reasoning", "reasoning": reasoning}  # as core's own, no id
-            return [cast("types.ReasoningContentBlock", block), *blocks]
-        return blocks
-
-    return translated
-
-
-# ``content_blocks`` of messages with model_provider="wandb": as ChatOpenAI's (refusals,
-# tool calls, unfinished tool-call chunks), plus W&B's reasoning.
-register_translator(
-    "wandb",
-    _with_reasoning(openai_blocks.translate_content),
-    _with_reasoning(openai_blocks.translate_content_chunk),
-)
-
-
-def _clean_response_usage(response: Any) -> None:
-    """Drop usage fields that are not non-negative integers, before LangChain reads them."""
-    if isinstance(response, dict):
-        if isinstance(response.get("usage"), Mapping):
-            response["usage"] = clean_usage(response["usage"])
-        return
-    usage = getattr(response, "usage", None)
-    if usage is not None and hasattr(usage, "model_dump"):
-        dumped = usage.model_dump()
-        if (cleaned := clean_usage(dumped)) != dumped:
-            response.usage = type(usage).model_construct(**cleaned)
-
-
-def _answer_usage(
-    result: ChatResult, call: Call, messages: Sequence[BaseMessage]
-) -> tuple[str, Mapping[str, Any]]:
-    """Which model answered, and its usage (estimated when it reported none)."""
-    message = result.generations[0].message if result.generations else None
-    model = str((result.llm_output or {}).get("model_name") or call.model)
-    usage = getattr(message, "usage_metadata", None)
-    if usage:
-        return model, usage
-    return model, _estimated_usage(messages, message.text if message is not None else "")
-
-
-def _estimated_usage(messages: Sequence[BaseMessage], output: str) -> dict[str, Any]:
-    """Usage for an answer that reported none: the prompt and what arrived, 4 chars a token."""
-    prompt, produced = _prompt_tokens(messages), rough_tokens(output)
-    return {"input_tokens": prompt, "output_tokens": produced, "total_tokens": prompt + produced}
-
-
-def _carries_content(chunk: ChatGenerationChunk) -> bool:
-    """Whether a chunk gives the caller anything (a role-only first chunk does not)."""
-    message = chunk.message
-    return bool(
-        message.content
-        or message.additional_kwargs.get("reasoning_content")
-        or getattr(message, "tool_call_chunks", None)
-        or getattr(message, "usage_metadata", None)
-        or (chunk.generation_info or {}).get("finish_reason")
-    )
-
-
-class _StreamTally:
-    """Relays a stream to the caller, keeping what the policies need at its end.
-
-    Usage is counted once: an engine that reports usage on several chunks (cumulative
-    counts) would be summed by LangChain's chunk aggregation, so a chunk carrying usage
-    is held back until the next one arrives, and only the last usage reaches the caller.
-    """
-
-    def __init__(self, call: Call, finish: Finish, messages: Sequence[BaseMessage]) -> None:
-        self.call = call
-        self.finish = finish
-        self.messages = messages
-        self.model = call.model
-        self.usage: dict[str, Any] | None = None
-        self.held: ChatGenerationChunk | None = None
-        self.text: list[str] = []
-        self.delivered = 0
-
-    def relay(self, chunks: Iterable[ChatGenerationChunk]) -> Iterator[ChatGenerationChunk]:
-        """Yield ``chunks`` (holding back the latest one that carries usage)."""
-        for chunk in chunks:
-            self.model = str(chunk.message.response_metadata.get("model_name") or self.model)
-            self.text.append(chunk.text)
-            usage = getattr(chunk.message, "usage_metadata", None)
-            if self.held is not None:
-                yield from self._deliver(_without_usage(self.held))
-                self.held = None
-            if usage:
-                self.usage = dict(usage)
-                self.held = chunk
-                continue
-            yield from self._deliver(chunk)
-
-    def end(self) -> Iterator[ChatGenerationChunk]:
-        """The stream ended: deliver the held chunk, with the last usage."""
-        if self.held is not None:
-            held, self.held = self.held, None
-            yield from self._deliver(held)
-
-    def _deliver(self, chunk: ChatGenerationChunk) -> Iterator[ChatGenerationChunk]:
-        self.finish.progress(reading=False)
-        self.delivered += 1
-        yield chunk
-
-    def fail(self, exc: Exception) -> None:
-        """Raise a failure after content reached the caller, typed, saying it was not retried."""
-        mapped = classify(exc, model=self.call.model, project=self.call.project)
-        if mapped is exc:
-            raise exc
-        mapped.annotate(  # type: ignore[attr-defined]
-            not_retried=f"the stream failed after {self.delivered} chunk(s) reached the caller"
-        )
-        raise mapped from exc
-
-    def outcome(self) -> tuple[str, Mapping[str, Any]]:
-        """Who answered and the usage, counted for what arrived when none was reported."""
-        return self.model, self.usage or _estimated_usage(self.messages, "".join(self.text))
-
-
-def _without_usage(chunk: ChatGenerationChunk) -> ChatGenerationChunk:
-    message = chunk.message.model_copy(update={"usage_metadata": None})
-    return ChatGenerationChunk(message=message, generation_info=chunk.generation_info)
-
-
-def _custom_event(run_manager: Any, event: Notify) -> tuple[tuple[Any, ...], dict[str, Any]]:
-    """Arguments of LangChain's ``on_custom_event`` dispatch for a pipeline event."""
-    args = (
-        run_manager.handlers,
-        "on_custom_event",
-        "ignore_custom_event",
-        f"wb_inference_{event.name}",
-        dict(event.data),
-    )
-    kwargs = {
-        "run_id": run_manager.run_id,
-        "tags": run_manager.tags,
-        "metadata": run_manager.metadata,
-    }
-    return args, kwargs
-
-
-def _notifier(run_manager: CallbackManagerForLLMRun | None) -> Callable[[Notify], None]:
-    """Forward pipeline events to LangChain callbacks (``on_retry``, custom events)."""
-
-    def notify(event: Notify) -> None:
-        if run_manager is None:
-            return
-        if event.name == "retry":
-            run_manager.on_retry(event.data["retry_state"])
-        else:
-            args, kwargs = _custom_event(run_manager, event)
-            handle_event(*args, **kwargs)
-
-    return notify
-
-
-def _async_notifier(
-    run_manager: AsyncCallbackManagerForLLMRun | None,
-) -> Callable[[Notify], Awaitable[None]]:
-    """Async twin of :func:`_notifier`."""
-
-    async def notify(event: Notify) -> None:
-        if run_manager is None:
-            return
-        if event.name == "retry":
-            await run_manager.on_retry(event.data["retry_state"])
-        else:
-            args, kwargs = _custom_event(run_manager, event)
-            await ahandle_event(*args, **kwargs)
-
-    return notify

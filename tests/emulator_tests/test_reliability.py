@@ -198,10 +198,10 @@ def test_all_models_failing_carries_history(emulator: Emulator) -> None:
 
 
 def test_retired_model_hands_over(emulator: Emulator) -> None:
-    from langchain_wandb_inference import chat_models
+    from langchain_wandb_inference import _settings
 
     retired = "meta-llama/Llama-4-Scout-17B-16E-Instruct"  # emulator answers 404 like W&B
-    chat_models._warned_models.discard(retired)  # warned once per process
+    _settings._warned_models.discard(retired)  # warned once per process
     with pytest.warns(DeprecationWarning, match="Qwen3.5-35B-A3B"):
         llm = make(emulator, model=retired, fallback_models=[BACKUP])
     assert llm.invoke("hello").response_metadata["model_name"] == BACKUP

@@ -205,9 +205,9 @@ def test_profile_comes_from_catalog() -> None:
 
 
 def test_deprecated_model_warns_once_naming_replacement() -> None:
-    from langchain_wandb_inference import chat_models
+    from langchain_wandb_inference import _settings
 
-    chat_models._warned_models.discard("meta-llama/Llama-4-Scout-17B-16E-Instruct")
+    _settings._warned_models.discard("meta-llama/Llama-4-Scout-17B-16E-Instruct")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         make(model="meta-llama/Llama-4-Scout-17B-16E-Instruct")
