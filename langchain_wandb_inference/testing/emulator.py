@@ -13,7 +13,7 @@ whole stack (``openai`` SDK, httpx, retries, timeouts) runs unmodified against i
 - in-flight concurrency limits per (project, model) with the live 429 body;
 - usage from a simple tokenizer, with prefix-cache hits (see ``Emulator``).
 
-Answers come from a pluggable ``Backend`` (``synthetic.SyntheticBackend`` by default).
+Answers come from a pluggable ``backend.Backend`` (``synthetic.SyntheticBackend`` by default).
 Everything the server writes for one request goes out in a single ``write`` after the
 request is recorded and its concurrency slot released, so a client that has its
 answer always sees it in ``Emulator.requests`` and can send the next request at once.
@@ -39,15 +39,15 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-from langchain_wandb_inference.testing.faults import Fault, concurrency_body
-from langchain_wandb_inference.testing.synthetic import (
+from langchain_wandb_inference.testing.backend import (
     Backend,
     ChatRequest,
     Completion,
-    SyntheticBackend,
     count_tokens,
     message_text,
 )
+from langchain_wandb_inference.testing.faults import Fault, concurrency_body
+from langchain_wandb_inference.testing.synthetic import SyntheticBackend
 
 logger = logging.getLogger(__name__)
 

@@ -84,7 +84,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from langchain_wandb_inference.testing.synthetic import (
+from langchain_wandb_inference.testing.backend import (
     ChatRequest,
     Completion,
     ToolCall,
@@ -185,7 +185,7 @@ class LocalModelError(RuntimeError):
 class LocalModelBackend:
     """Answers emulator requests with SmolLM2-135M-Instruct running in llama.cpp.
 
-    A ``Backend`` (see ``synthetic.Backend``); thread-safe, calls are serialised
+    A ``Backend`` (see ``testing.backend``); thread-safe, calls are serialised
     because llama.cpp runs with one slot.  Starting it loads the model (about 1 s);
     ``close()`` (or leaving the ``with`` block) stops llama.cpp and frees its memory.
 

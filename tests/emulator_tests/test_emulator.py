@@ -23,7 +23,7 @@ import pytest
 
 from langchain_wandb_inference.models import all_models
 from langchain_wandb_inference.testing import Emulator, Fault
-from langchain_wandb_inference.testing.synthetic import count_tokens
+from langchain_wandb_inference.testing.backend import count_tokens
 
 pytestmark = pytest.mark.emulator
 
