@@ -9,7 +9,8 @@ whole stack (``openai`` SDK, httpx, retries, timeouts) runs unmodified against i
   malformed or, when ``projects`` is given, not one of them);
 - the catalog's served models (retired, unknown or wrong-case IDs 404), LoRA artifact
   IDs ``wandb-artifact:///team/project/name:version``;
-- FastAPI-style 422s for malformed requests; the documented error bodies as ``Fault``s;
+- FastAPI's 422s for malformed requests (``testing.request``: pydantic models of the
+  accepted request); the documented error bodies as ``Fault``s;
 - in-flight concurrency limits per (project, model) with the live 429 body;
 - usage from a simple tokenizer, with prefix-cache hits (see ``Emulator``).
 
@@ -39,6 +40,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
+from pydantic import ValidationError
+
 from langchain_wandb_inference.testing.backend import (
     Backend,
     ChatRequest,
@@ -47,6 +50,7 @@ from langchain_wandb_inference.testing.backend import (
     message_text,
 )
 from langchain_wandb_inference.testing.faults import Fault, concurrency_body
+from langchain_wandb_inference.testing.request import unprocessable, validate
 from langchain_wandb_inference.testing.synthetic import SyntheticBackend
 
 logger = logging.getLogger(__name__)
@@ -54,8 +58,6 @@ logger = logging.getLogger(__name__)
 _LORA = re.compile(r"wandb-artifact:///[^/\s]+/[^/\s]+/[^/:\s]+:[^/\s]+")
 _PROJECT = re.compile(r"[^/\s]+/[^/\s]+")
 _PIECE = re.compile(r"\s*\S+|\s+")
-_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
-_FORMATS = frozenset({"text", "json_object", "json_schema"})
 _PREFIX_MEMORY = 65536
 _IMAGE_TOKENS = 85
 
@@ -96,14 +98,6 @@ class _Profile:
     reasoning: str = "none"
     vision: bool = False
     prefix_cache: bool = False
-
-
-class _Invalid(Exception):
-    """A request validation failure, answered as a FastAPI 422."""
-
-    def __init__(self, loc: tuple[str | int, ...], msg: str, kind: str) -> None:
-        super().__init__(msg)
-        self.body = json.dumps({"detail": [{"loc": ["body", *loc], "msg": msg, "type": kind}]})
 
 
 @dataclass
@@ -329,11 +323,12 @@ class Emulator:
             return refused[0], _http(*refused)
         try:
             x.body = json.loads(x.raw)
-        except ValueError:
-            return 422, _http(422, _Invalid((), "JSON decode error", "json_invalid").body.encode())
-        model = x.body.get("model") if isinstance(x.body, dict) else None
-        if not isinstance(model, str):
-            return 422, _http(422, _Invalid(("model",), "Field required", "missing").body.encode())
+            # The structure first, as FastAPI validates a body before its handler runs;
+            # images are checked once the model (and whether it has vision) is known.
+            body = validate(x.body, vision=True)
+        except ValueError as error:  # not JSON, or a pydantic ValidationError
+            return 422, _http(422, unprocessable(error))
+        model: str = body["model"]
         x.model = model
         fault = self._admit(x, (x.headers.get("openai-project", ""), model))
         if x.slot is None:
@@ -351,23 +346,24 @@ class Emulator:
         if profile is None and self._serve_lora and _LORA.fullmatch(model):
             profile = _Profile()
         if profile is None:
-            body = {"error": {"code": 404, "message": f"The model `{model}` does not exist"}}
-            return 404, _http(404, json.dumps(body).encode())
+            missing = {"error": {"code": 404, "message": f"The model `{model}` does not exist"}}
+            return 404, _http(404, json.dumps(missing).encode())
+        if not profile.vision:
+            try:
+                validate(x.body, vision=False)
+            except ValidationError as error:
+                return 422, _http(422, unprocessable(error))
+        reasoning = _reasons(profile.reasoning, body)
         try:
-            _validate(x.body, profile.vision)
-        except _Invalid as invalid:
-            return 422, _http(422, invalid.body.encode())
-        reasoning = _reasons(profile.reasoning, x.body)
-        try:
-            completion = self.backend.complete(ChatRequest(model, x.body, reasoning))
+            completion = self.backend.complete(ChatRequest(model, body, reasoning))
         except Exception as failure:  # a backend's refusal, presented as W&B's gateway would
             return _backend_failure(failure)
-        usage = self._usage(x.body, completion, profile, x.slot)
+        usage = self._usage(body, completion, profile, x.slot)
         cut = fault.after_chunks if fault is not None and fault.kind == "stream_cut" else None
         if cut is not None:
             x.handler.close_connection = True
-        if x.body.get("stream"):
-            include_usage = bool((x.body.get("stream_options") or {}).get("include_usage"))
+        if body.get("stream"):
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             return 200, self._stream(model, completion, usage, include_usage, cut)
         data = _http(200, self._message(model, completion, usage))
         if cut is not None:  # headers promise the whole body; send half of it
@@ -598,130 +594,6 @@ def _message_tokens(message: Mapping[str, Any]) -> int:
         function = call["function"]
         tokens += count_tokens(function["name"] + " " + function["arguments"])
     return tokens
-
-
-def _validate(body: Mapping[str, Any], vision: bool) -> None:
-    """Raise ``_Invalid`` for what the service answers with a 422."""
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise _Invalid(("messages",), "Input should be a non-empty list", "list_type")
-    for i, message in enumerate(messages):
-        _validate_message(i, message, vision)
-    temperature = body.get("temperature")
-    if temperature is not None and (not _is_number(temperature) or not 0 <= temperature <= 2):
-        raise _Invalid(("temperature",), "Input should be a number from 0 to 2", "value_error")
-    for name in ("max_tokens", "max_completion_tokens"):
-        value = body.get(name)
-        if value is not None and (
-            not isinstance(value, int) or isinstance(value, bool) or value < 1
-        ):
-            raise _Invalid((name,), "Input should be an integer of at least 1", "value_error")
-    stop = body.get("stop")
-    if stop is not None and not (
-        isinstance(stop, str) or (isinstance(stop, list) and all(isinstance(s, str) for s in stop))
-    ):
-        raise _Invalid(("stop",), "Input should be a string or a list of strings", "value_error")
-    if "cache_salt" in body and (not isinstance(body["cache_salt"], str) or not body["cache_salt"]):
-        raise _Invalid(
-            ("cache_salt",), "String should have at least 1 character", "string_too_short"
-        )
-    _validate_format(body.get("response_format"))
-    _validate_tools(body.get("tools"), body.get("tool_choice"))
-    kwargs = body.get("chat_template_kwargs")
-    if kwargs is not None and not isinstance(kwargs, dict):
-        raise _Invalid(("chat_template_kwargs",), "Input should be a valid dictionary", "dict_type")
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _validate_message(i: int, message: object, vision: bool) -> None:
-    if not isinstance(message, dict):
-        raise _Invalid(("messages", i), "Input should be a valid dictionary", "dict_type")
-    role = message.get("role")
-    if role not in _ROLES:
-        allowed = "'system', 'developer', 'user', 'assistant' or 'tool'"
-        raise _Invalid(("messages", i, "role"), f"Input should be {allowed}", "literal_error")
-    content = message.get("content")
-    if isinstance(content, list):
-        for j, part in enumerate(content):
-            _validate_part((i, j), part, vision)
-    elif not isinstance(content, str) and not (content is None and role == "assistant"):
-        raise _Invalid(("messages", i, "content"), "Input should be a valid string", "string_type")
-    if role == "tool" and not isinstance(message.get("tool_call_id"), str):
-        raise _Invalid(("messages", i, "tool_call_id"), "Field required", "missing")
-    calls = message.get("tool_calls")
-    if calls is None:
-        return
-    if not isinstance(calls, list):
-        raise _Invalid(("messages", i, "tool_calls"), "Input should be a valid list", "list_type")
-    for j, call in enumerate(calls):
-        function = call.get("function") if isinstance(call, dict) else None
-        if not (
-            isinstance(function, dict)
-            and isinstance(function.get("name"), str)
-            and isinstance(function.get("arguments"), str)
-        ):
-            loc = ("messages", i, "tool_calls", j, "function")
-            raise _Invalid(
-                loc, "Input should be a function call with name and arguments", "value_error"
-            )
-
-
-def _validate_part(at: tuple[int, int], part: object, vision: bool) -> None:
-    loc = ("messages", at[0], "content", at[1])
-    kind = part.get("type") if isinstance(part, dict) else None
-    if kind == "text" and isinstance(part, dict) and isinstance(part.get("text"), str):
-        return
-    if kind == "image_url" and isinstance(part, dict):
-        url = part.get("image_url")
-        if not isinstance(url, dict) or not isinstance(url.get("url"), str):
-            raise _Invalid((*loc, "image_url"), "Input should be a valid dictionary", "dict_type")
-        if not vision:
-            raise _Invalid((*loc, "image_url"), "This model does not accept images", "value_error")
-        return
-    raise _Invalid((*loc, "type"), "Input should be 'text' or 'image_url'", "literal_error")
-
-
-def _validate_format(fmt: object) -> None:
-    if fmt is None:
-        return
-    kind = fmt.get("type") if isinstance(fmt, dict) else None
-    if kind not in _FORMATS:
-        msg = "Input should be 'text', 'json_object' or 'json_schema'"
-        raise _Invalid(("response_format", "type"), msg, "literal_error")
-    if kind == "json_schema" and not (
-        isinstance(fmt, dict)
-        and isinstance(spec := fmt.get("json_schema"), dict)
-        and isinstance(spec.get("schema", {}), dict)
-    ):
-        msg = "Input should be a valid dictionary"
-        raise _Invalid(("response_format", "json_schema"), msg, "dict_type")
-
-
-def _validate_tools(tools: object, choice: object) -> None:
-    names = set()
-    if tools is not None:
-        if not isinstance(tools, list):
-            raise _Invalid(("tools",), "Input should be a valid list", "list_type")
-        for i, tool in enumerate(tools):
-            function = tool.get("function") if isinstance(tool, dict) else None
-            if not (
-                isinstance(tool, dict)
-                and tool.get("type") == "function"
-                and isinstance(function, dict)
-                and isinstance(function.get("name"), str)
-                and isinstance(function.get("parameters", {}), dict)
-            ):
-                raise _Invalid(("tools", i), "Only function tools are supported", "value_error")
-            names.add(function["name"])
-    if choice is None or choice in ("none", "auto") or (choice == "required" and names):
-        return
-    function = choice.get("function") if isinstance(choice, dict) else None
-    if not (isinstance(function, dict) and function.get("name") in names):
-        msg = "tool_choice must be 'none', 'auto', 'required' or a function among the tools"
-        raise _Invalid(("tool_choice",), msg, "value_error")
 
 
 class _Server(ThreadingHTTPServer):
