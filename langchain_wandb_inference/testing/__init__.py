@@ -18,6 +18,7 @@ makes every call a single attempt with no waits and fresh circuits and gates.
 from langchain_wandb_inference.policies._config import set_testing
 from langchain_wandb_inference.testing.backend import (
     Backend,
+    BackendError,
     ChatRequest,
     Completion,
     ToolCall,
@@ -30,6 +31,7 @@ from langchain_wandb_inference.testing.synthetic import SyntheticBackend
 
 __all__ = [
     "Backend",
+    "BackendError",
     "ChatRequest",
     "Completion",
     "Emulator",

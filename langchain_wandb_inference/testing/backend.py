@@ -54,8 +54,26 @@ class Backend(Protocol):
     """What the emulator needs from an answer generator; must be thread-safe."""
 
     def complete(self, request: ChatRequest) -> Completion:
-        """Answer one validated chat request."""
+        """Answer one validated chat request (raise ``BackendError`` to refuse it)."""
         ...
+
+
+class BackendError(RuntimeError):
+    """A backend's refusal with an HTTP status: the emulator answers it as W&B would.
+
+    The answer has ``status`` and W&B's error shape, ``{"error": {"code", "message",
+    "type"}}``, carrying the engine's own ``message`` and ``type`` from ``body``
+    verbatim (a llama.cpp overflow keeps llama.cpp's words), so clients are tested
+    against what engines really say.  Any other exception from a backend is W&B's 500.
+    """
+
+    def __init__(
+        self, message: str, status: int = 500, body: Mapping[str, Any] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body: Mapping[str, Any] = body if body is not None else {"message": message}
+        """The engine's error object (``message``, and ``type`` where it has one)."""
 
 
 TOKEN = re.compile(r"\w+|[^\w\s]")

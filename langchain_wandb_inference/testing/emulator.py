@@ -44,6 +44,7 @@ from pydantic import ValidationError
 
 from langchain_wandb_inference.testing.backend import (
     Backend,
+    BackendError,
     ChatRequest,
     Completion,
     count_tokens,
@@ -520,20 +521,21 @@ _SSE_HEAD = (
 
 
 def _backend_failure(failure: Exception) -> tuple[int, bytes]:
-    """A backend's failure in W&B's error shape, as the real gateway would present it.
+    """A backend's failure in W&B's error shape, with the backend's own words.
 
-    A 400 (a prompt over the context, say) keeps its text; anything else is W&B's 500.
+    A ``BackendError`` keeps its status, message and type verbatim; anything else is
+    W&B's 500 (the failure is logged: it is a bug in the backend, not an answer).
     """
-    status = getattr(failure, "status", 500)
-    if status == 400 and "exceed_context_size" in json.dumps(getattr(failure, "body", "")):
-        message = f"This model's maximum context length was exceeded: {failure}"
-    elif status == 400:
-        message = str(failure)
-    else:
-        status, message = 500, "The server had an error while processing your request"
-    return status, _http(
-        status, json.dumps({"error": {"code": status, "message": message}}).encode()
-    )
+    if not isinstance(failure, BackendError):
+        logger.exception("emulator backend failed", exc_info=failure)
+        return 500, _http(500, Fault.server_error().render(""))
+    error: dict[str, Any] = {
+        "code": failure.status,
+        "message": failure.body.get("message", str(failure)),
+    }
+    if "type" in failure.body:
+        error["type"] = failure.body["type"]
+    return failure.status, _http(failure.status, json.dumps({"error": error}).encode())
 
 
 def _sse(event: str) -> bytes:

@@ -58,7 +58,8 @@ Limits, honestly: 135M parameters at Q4_1.  Short factual questions are often ri
 and phrasing matters ("What is the capital of France?" alone gets rambling French).
 Calls are serialised (one slot); generation is ~30-90 tokens/s and prompt processing
 ~100-250 tokens/s on 2 cores, so a tool schema costs a second or two.  Prompts over
-``n_ctx`` tokens fail (``LocalModelError``, which the emulator answers with a 500).
+``n_ctx`` tokens fail (``LocalModelError``, which the emulator answers with llama.cpp's
+400 and its own words).
 
 CPU: llama.cpp uses OpenMP, whose default spin-wait burns the cores between tokens
 and slows everything else (and itself) badly under contention.  The module sets
@@ -85,6 +86,7 @@ from types import TracebackType
 from typing import Any
 
 from langchain_wandb_inference.testing.backend import (
+    BackendError,
     ChatRequest,
     Completion,
     ToolCall,
@@ -168,18 +170,14 @@ or (message.role == "assistant" and not message.tool_calls) %}
 """
 
 
-class LocalModelError(RuntimeError):
+class LocalModelError(BackendError):
     """llama.cpp refused or failed a request (e.g. a prompt longer than ``n_ctx``).
 
     ``status`` and ``body`` are llama.cpp's own (``400`` and
-    ``{"code": 400, "type": "exceed_context_size_error", ...}`` for an overflow; 500
-    when the model's output did not parse), so a caller can map them to a W&B error.
+    ``{"code": 400, "type": "exceed_context_size_error", "message": ...}`` for an
+    overflow; 500 when the model's output did not parse), and the emulator answers
+    with them, llama.cpp's message and type unchanged.
     """
-
-    def __init__(self, message: str, status: int = 500, body: Mapping[str, Any] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.body: Mapping[str, Any] = body if body is not None else {"message": message}
 
 
 class LocalModelBackend:
@@ -242,7 +240,9 @@ class LocalModelBackend:
             try:
                 answer = self._server.handle_chat_completions(body)
             except (RuntimeError, ValueError) as exc:  # xllamacpp raises parser failures
-                raise LocalModelError(f"llama.cpp failed: {exc}") from exc
+                raise LocalModelError(
+                    f"llama.cpp failed: {exc}", body={"message": str(exc)}
+                ) from exc
         return _completion(answer, request.body["messages"], forced)
 
     # --- lifecycle -------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,7 +23,7 @@ import openai
 import pytest
 
 from langchain_wandb_inference.models import all_models
-from langchain_wandb_inference.testing import Emulator, Fault
+from langchain_wandb_inference.testing import BackendError, Emulator, Fault
 from langchain_wandb_inference.testing.backend import count_tokens
 
 pytestmark = pytest.mark.emulator
@@ -673,6 +674,48 @@ def test_unknown_fields_and_lax_values_are_accepted(emu: Emulator) -> None:
     """Extra fields pass (W&B forwards them); values are validated laxly, as FastAPI does."""
     body = {"temperature": "0.5", "max_tokens": "8", "x_vendor": {"any": 1}, "stream": False}
     assert chat(emu, **body)["choices"][0]["message"]["content"]
+
+
+# --- backend failures --------------------------------------------------------------------
+
+CAPTURES = Path(__file__).parents[1] / "data" / "engines" / "llamacpp"
+
+
+def capture(name: str) -> tuple[bytes, bytes]:
+    """The head and the body of a real llama.cpp exchange, as received."""
+    head, _, body = (CAPTURES / f"{name}.response.bin").read_bytes().partition(b"\r\n\r\n")
+    return head, body
+
+
+class _Refusing:
+    def __init__(self, failure: Exception) -> None:
+        self.failure = failure
+
+    def complete(self, request: Any) -> Any:
+        raise self.failure
+
+
+@pytest.mark.parametrize(
+    ("capture_name", "status"), [("ctx_overflow", 400), ("tool_format_error", 500)]
+)
+def test_backend_error_keeps_the_engines_words(capture_name: str, status: int) -> None:
+    """W&B's shape, with llama.cpp's own status, message and type (not reworded)."""
+    engine_error = json.loads(capture(capture_name)[1])["error"]
+    failure = BackendError("llama.cpp failed", status, engine_error)
+    with Emulator(backend=_Refusing(failure)) as emulator:
+        response = post(emulator, {"model": LLAMA, "messages": user("hi")})
+    assert response.status_code == status
+    assert response.json() == {
+        "error": {"code": status, "message": engine_error["message"], "type": engine_error["type"]}
+    }
+
+
+def test_any_other_backend_failure_is_wb_500(caplog: pytest.LogCaptureFixture) -> None:
+    with Emulator(backend=_Refusing(KeyError("bug"))) as emulator:
+        response = post(emulator, {"model": LLAMA, "messages": user("hi")})
+    assert response.status_code == 500
+    assert response.json() == Fault.server_error().json()
+    assert "backend failed" in caplog.text
 
 
 def test_images_on_vision_model(emu: Emulator) -> None:
