@@ -10,7 +10,8 @@ whole stack (``openai`` SDK, httpx, retries, timeouts) runs unmodified against i
 - the catalog's served models (retired, unknown or wrong-case IDs 404), LoRA artifact
   IDs ``wandb-artifact:///team/project/name:version``;
 - FastAPI's 422s for malformed requests (``testing.request``: pydantic models of the
-  accepted request); the documented error bodies as ``Fault``s;
+  accepted request); the documented error bodies, and what engines and proxies send
+  in the wild, as ``Fault``s;
 - in-flight concurrency limits per (project, model) with the live 429 body;
 - usage from a simple tokenizer, with prefix-cache hits (see ``Emulator``).
 
@@ -18,6 +19,9 @@ Answers come from a pluggable ``backend.Backend`` (``synthetic.SyntheticBackend`
 Everything the server writes for one request goes out in a single ``write`` after the
 request is recorded and its concurrency slot released, so a client that has its
 answer always sees it in ``Emulator.requests`` and can send the next request at once.
+Two faults are the exception, by design: ``Fault.drip`` spreads the answer over many
+writes and ``Fault.keepalive`` writes comments until the emulator stops; both are
+recorded (status 200) before their first byte goes out.
 """
 
 from __future__ import annotations
@@ -276,22 +280,40 @@ class Emulator:
     # --- request handling --------------------------------------------------------------
 
     def _handle(self, x: _Exchange) -> None:
-        status, data = 0, b""
+        answer = _Answer(0)
         try:
             if x.path == "/v1/chat/completions" and x.method == "POST":
-                status, data = self._chat(x)
+                answer = self._chat(x)
             elif x.path == "/v1/models" and x.method == "GET":
                 status, body = self._auth(x.headers) or (200, self._models_body)
-                data = _http(status, body)
+                answer = _Answer(status, _http(status, body))
             else:
-                status, data = 404, _http(404, _NOT_FOUND)
+                answer = _Answer(404, _http(404, _NOT_FOUND))
         except Exception:
             logger.exception("emulator failed on %s %s", x.method, x.path)
-            status, data = 500, _http(500, Fault.server_error().render(""))
+            answer = _Answer(500, _http(500, Fault.server_error().render("")))
         finally:
-            self._finish(x, status)
-        if data:
-            x.handler.wfile.write(data)
+            self._finish(x, answer.status)
+        self._send(x.handler, answer)
+
+    def _send(self, handler: _Handler, answer: _Answer) -> None:
+        """Write an answer: at once, dripped, or followed by endless keep-alives."""
+        if answer.close:
+            handler.close_connection = True
+        if answer.drip is None:
+            handler.wfile.write(answer.data)
+        else:
+            size, interval = answer.drip
+            for start in range(0, len(answer.data), size):
+                if start and self._stopping.wait(interval):
+                    handler.close_connection = True
+                    return
+                handler.wfile.write(answer.data[start : start + size])
+        if answer.repeat is not None:
+            handler.close_connection = True
+            chunk, interval = answer.repeat
+            while not self._stopping.wait(interval):
+                handler.wfile.write(chunk)
 
     def _finish(self, x: _Exchange, status: int) -> None:
         record = RecordedRequest(
@@ -318,59 +340,53 @@ class Emulator:
             return 401, _AUTH_FAILED
         return None
 
-    def _chat(self, x: _Exchange) -> tuple[int, bytes]:
+    def _chat(self, x: _Exchange) -> _Answer:
         refused = self._auth(x.headers)
         if refused:
-            return refused[0], _http(*refused)
+            return _Answer(refused[0], _http(*refused))
         try:
             x.body = json.loads(x.raw)
             # The structure first, as FastAPI validates a body before its handler runs;
             # images are checked once the model (and whether it has vision) is known.
             body = validate(x.body, vision=True)
         except ValueError as error:  # not JSON, or a pydantic ValidationError
-            return 422, _http(422, unprocessable(error))
+            return _Answer(422, _http(422, unprocessable(error)))
         model: str = body["model"]
         x.model = model
         fault = self._admit(x, (x.headers.get("openai-project", ""), model))
         if x.slot is None:
-            return 429, _http(429, _CONCURRENCY.render(model))
+            return _Answer(429, _http(429, _CONCURRENCY.render(model)))
         wait = self.latency + (fault.latency if fault else 0.0)
         if wait > 0:
             self._stopping.wait(wait)
-        if fault is not None and fault.kind == "hang":
-            x.handler.close_connection = True
-            return 0, b""
-        if fault is not None and fault.kind == "error":
-            extra = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
-            return fault.status, _http(fault.status, fault.render(model), extra)
+        stream = bool(body.get("stream"))
+        if fault is not None:
+            fixed = _fixed(fault, model, stream)
+            if fixed is not None:
+                return fixed
         profile = self._profiles.get(model)
         if profile is None and self._serve_lora and _LORA.fullmatch(model):
             profile = _Profile()
         if profile is None:
             missing = {"error": {"code": 404, "message": f"The model `{model}` does not exist"}}
-            return 404, _http(404, json.dumps(missing).encode())
+            return _Answer(404, _http(404, json.dumps(missing).encode()))
         if not profile.vision:
             try:
                 validate(x.body, vision=False)
             except ValidationError as error:
-                return 422, _http(422, unprocessable(error))
+                return _Answer(422, _http(422, unprocessable(error)))
         reasoning = _reasons(profile.reasoning, body)
         try:
             completion = self.backend.complete(ChatRequest(model, body, reasoning))
         except Exception as failure:  # a backend's refusal, presented as W&B's gateway would
             return _backend_failure(failure)
         usage = self._usage(body, completion, profile, x.slot)
-        cut = fault.after_chunks if fault is not None and fault.kind == "stream_cut" else None
-        if cut is not None:
-            x.handler.close_connection = True
-        if body.get("stream"):
+        kind = fault.kind if fault is not None else None
+        if stream and kind not in ("invalid_json", "no_choices", "null_message"):
             include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-            return 200, self._stream(model, completion, usage, include_usage, cut)
-        data = _http(200, self._message(model, completion, usage))
-        if cut is not None:  # headers promise the whole body; send half of it
-            start = data.index(b"\r\n\r\n") + 4
-            data = data[: start + (len(data) - start) // 2]
-        return 200, data
+            events = self._events(model, completion, usage, include_usage)
+            return _streamed(events, fault, model)
+        return _whole(self._message(model, completion, usage), fault)
 
     def _admit(self, x: _Exchange, key: tuple[str, str]) -> Fault | None:
         """Take a concurrency slot (``x.slot`` stays None if refused) and this request's fault."""
@@ -432,7 +448,7 @@ class Emulator:
             seen.update(prefixes)
         return cached
 
-    def _message(self, model: str, c: Completion, usage: dict[str, Any]) -> bytes:
+    def _message(self, model: str, c: Completion, usage: dict[str, Any]) -> dict[str, Any]:
         message: dict[str, Any] = {
             "role": "assistant",
             "content": c.content,
@@ -453,27 +469,19 @@ class Emulator:
             "logprobs": None,
             "finish_reason": c.finish_reason,
         }
-        return json.dumps(
-            {
-                "id": _completion_id(),
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": model,
-                "choices": [choice],
-                "usage": usage,
-            },
-            ensure_ascii=False,
-        ).encode()
+        return {
+            "id": _completion_id(),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [choice],
+            "usage": usage,
+        }
 
-    def _stream(
-        self,
-        model: str,
-        c: Completion,
-        usage: dict[str, Any],
-        include_usage: bool,
-        cut: int | None,
-    ) -> bytes:
-        """Build the whole SSE answer (chunked framing), or only its first ``cut`` events."""
+    def _events(
+        self, model: str, c: Completion, usage: dict[str, Any], include_usage: bool
+    ) -> _Events:
+        """The SSE payloads of a streamed answer, in order, ending with ``[DONE]``."""
         head = json.dumps(
             {
                 "id": _completion_id(),
@@ -501,16 +509,39 @@ class Emulator:
                 chunk({"tool_calls": [{"index": index, "function": {"arguments": p}}]})
                 for p in _PIECE.findall(call.arguments)
             ]
+        answer = len(events)
         events.append(chunk({}, c.finish_reason))
         if include_usage:
             events.append(f'{head}, "choices": [], "usage": {json.dumps(usage)}}}')
         events.append("[DONE]")
-        framed = [_sse(event) for event in events]
-        return (
-            _SSE_HEAD
-            + b"".join(framed if cut is None else framed[:cut])
-            + (b"0\r\n\r\n" if cut is None else b"")
-        )
+        return _Events(events, answer)
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """What to write for one request, and how."""
+
+    status: int
+    """As logged in ``Emulator.requests`` (0: nothing was answered)."""
+    data: bytes = b""
+    close: bool = False
+    """Close the connection once ``data`` is written (a cut answer, a hang)."""
+    drip: tuple[int, float] | None = None
+    """Write ``data`` this many bytes at a time, this many seconds apart."""
+    repeat: tuple[bytes, float] | None = None
+    """After ``data``, write these bytes every so many seconds until the emulator stops."""
+
+
+@dataclass(frozen=True)
+class _Events:
+    """A stream's SSE payloads; the first ``answer`` of them precede the finish chunk."""
+
+    payloads: list[str]
+    answer: int
+
+    def first(self, count: int) -> list[str]:
+        """Up to ``count`` events, never the finish chunk, usage or ``[DONE]``."""
+        return self.payloads[: min(count, self.answer)]
 
 
 _CONCURRENCY = Fault("error", 429, concurrency_body())
@@ -520,7 +551,76 @@ _SSE_HEAD = (
 )
 
 
-def _backend_failure(failure: Exception) -> tuple[int, bytes]:
+_END = b"0\r\n\r\n"
+"""The chunked body's terminator: a stream that ends properly ends with it."""
+
+
+def _fixed(fault: Fault, model: str, stream: bool) -> _Answer | None:
+    """The answer of a fault that needs no completion, or ``None``."""
+    if fault.kind == "hang":
+        return _Answer(0, close=True)
+    if fault.kind == "error" or (fault.kind == "stream_error" and not stream):
+        extra = {"Content-Type": fault.content_type}
+        if fault.retry_after is not None:
+            extra["Retry-After"] = f"{fault.retry_after:g}"
+        return _Answer(fault.status, _http(fault.status, fault.render(model), extra))
+    if fault.kind == "sse":
+        return _Answer(200, _SSE_HEAD + (_chunk(fault.render(model)) if fault.body else b"") + _END)
+    if fault.kind == "keepalive":
+        return _Answer(
+            200, _SSE_HEAD, repeat=(_chunk(f"{fault.body}\n\n".encode()), fault.interval)
+        )
+    return None
+
+
+def _streamed(events: _Events, fault: Fault | None, model: str) -> _Answer:
+    """A streamed answer as ``fault`` (one of the kinds that alter an answer) sends it."""
+    kind = fault.kind if fault is not None else None
+    if fault is not None and kind == "stream_cut":
+        cut = _SSE_HEAD + b"".join(_sse(e) for e in events.first(fault.after_chunks))
+        return _Answer(200, cut + _END) if fault.clean else _Answer(200, cut, close=True)
+    if fault is not None and kind == "stream_error":
+        first = b"".join(_sse(e) for e in events.first(fault.after_chunks))
+        return _Answer(200, _SSE_HEAD + first + _sse(fault.render(model).decode()) + _END)
+    if kind == "sse_framing":
+        return _Answer(200, _SSE_HEAD + _unusual_framing(events.payloads) + _END)
+    data = _SSE_HEAD + b"".join(_sse(e) for e in events.payloads) + _END
+    return _drip(data, fault)
+
+
+def _whole(message: dict[str, Any], fault: Fault | None) -> _Answer:
+    """A non-streamed answer as ``fault`` (one of the kinds that alter an answer) sends it."""
+    kind = fault.kind if fault is not None else None
+    if kind == "no_choices":
+        message = {**message, "choices": []}
+    elif kind == "null_message":
+        message = {**message, "choices": [{**message["choices"][0], "message": None}]}
+    body = json.dumps(message, ensure_ascii=False).encode()
+    half = body[: len(body) // 2]
+    if kind == "invalid_json" or (fault is not None and kind == "stream_cut" and fault.clean):
+        return _Answer(200, _http(200, half))
+    if kind == "stream_cut":  # the head promises the whole body; half of it comes
+        whole = _http(200, body)
+        return _Answer(200, whole[: len(whole) - len(body) + len(half)], close=True)
+    return _drip(_http(200, body), fault)
+
+
+def _drip(data: bytes, fault: Fault | None) -> _Answer:
+    if fault is not None and fault.kind == "drip":
+        return _Answer(200, data, drip=(fault.size, fault.interval))
+    return _Answer(200, data)
+
+
+def _unusual_framing(payloads: list[str]) -> bytes:
+    """The events with valid but unusual SSE lines (``Fault.sse_framing``)."""
+    blocks = ["retry: 3000\n\n", ": keepalive\n\n"]
+    for number, payload in enumerate(payloads, 1):
+        empty = "" if payload == "[DONE]" else "data:\n"
+        blocks.append(f"id: {number}\nevent: message\ndata: {payload}\n{empty}\n")
+    return b"".join(_chunk(block.encode()) for block in blocks)
+
+
+def _backend_failure(failure: Exception) -> _Answer:
     """A backend's failure in W&B's error shape, with the backend's own words.
 
     A ``BackendError`` keeps its status, message and type verbatim; anything else is
@@ -528,28 +628,32 @@ def _backend_failure(failure: Exception) -> tuple[int, bytes]:
     """
     if not isinstance(failure, BackendError):
         logger.exception("emulator backend failed", exc_info=failure)
-        return 500, _http(500, Fault.server_error().render(""))
+        return _Answer(500, _http(500, Fault.server_error().render("")))
     error: dict[str, Any] = {
         "code": failure.status,
         "message": failure.body.get("message", str(failure)),
     }
     if "type" in failure.body:
         error["type"] = failure.body["type"]
-    return failure.status, _http(failure.status, json.dumps({"error": error}).encode())
+    return _Answer(failure.status, _http(failure.status, json.dumps({"error": error}).encode()))
 
 
 def _sse(event: str) -> bytes:
-    """One SSE event in its own HTTP chunk."""
-    data = b"data: " + event.encode() + b"\n\n"
+    """One SSE ``data:`` event in its own HTTP chunk."""
+    return _chunk(f"data: {event}\n\n".encode())
+
+
+def _chunk(data: bytes) -> bytes:
+    """``data`` as one HTTP/1.1 chunk."""
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
 def _http(status: int, body: bytes, headers: Mapping[str, str] | None = None) -> bytes:
-    """Build a complete JSON response, head and body, ready for one write."""
+    """Build a complete response (JSON unless ``headers`` say otherwise), for one write."""
+    fields = {"Content-Type": "application/json", **(headers or {})}
     head = f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\n"
-    head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-    for name, value in (headers or {}).items():
-        head += f"{name}: {value}\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in fields.items())
+    head += f"Content-Length: {len(body)}\r\n"
     return head.encode() + b"\r\n" + body
 
 
