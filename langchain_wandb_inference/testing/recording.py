@@ -182,7 +182,13 @@ def provenance_of(cassette_text: str) -> str | None:
     return str(value) if value is not None else None
 
 
-SERIALIZER_NAME = "wb-yaml"
+SERIALIZER_NAME = "yaml"
+"""vcrpy's own name for YAML, taken over on the VCR instance :func:`register` is given.
+
+pytest-recording names cassette files after the serializer (``<test>.<serializer>``)
+when it deletes them for ``--record-mode=rewrite``; under any other name it deleted
+``<test>.wb-yaml`` while cassettes are ``<test>.yaml``, so "rewrite" replayed the old
+cassette instead of recording a new one."""
 MATCHER_NAME = "wb_body"
 
 

@@ -86,6 +86,23 @@ def test_record_then_replay_offline(
     replayed.assert_outcomes(passed=1)
 
 
+def test_rewrite_mode_records_the_cassette_again(
+    user_suite: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pytest-recording deletes ``<test>.<serializer>`` for "rewrite": it must be our file."""
+    with Emulator(api_key=FAKE_KEY) as emu:
+        monkeypatch.setenv("FAKE_KEY", FAKE_KEY)
+        monkeypatch.setenv("TARGET_URL", emu.base_url)
+        user_suite.runpytest_subprocess("--record-mode=once", "-p", "no:cacheprovider")
+        (cassette,) = Path(user_suite.path).rglob("*.yaml")
+        first = cassette.read_text()
+        again = user_suite.runpytest_subprocess("--record-mode=rewrite", "-p", "no:cacheprovider")
+        again.assert_outcomes(passed=1)
+        assert emu.count() == 4  # both runs reached the server: nothing was replayed
+    assert list(Path(user_suite.path).rglob("*.yaml")) == [cassette]
+    assert cassette.read_text() != first  # new completion ids: written anew
+
+
 def test_replay_without_cassette_fails_rather_than_calling_out(user_suite: pytest.Pytester) -> None:
     result = user_suite.runpytest_subprocess(
         "-p", "no:cacheprovider", "--disable-socket", "--allow-unix-socket"
