@@ -106,7 +106,7 @@ def run(
         service.base_url, service.emulator is not None, tuple(models), budget_usd, started, scrubber
     )
     budget = Budget(budget_usd, warn_at=None)
-    recorder = _Recorder(scrubber, _provenance(service, started))
+    recorder = _Recorder(scrubber)
     runner = _Runner(Context(Wire(service, budget), service, budget), recorder, progress)
     try:
         for step in STEPS:
@@ -171,21 +171,12 @@ class _Runner:
         )
 
 
-def _provenance(service: Service, when: datetime.datetime) -> str:
-    what = (
-        "the bundled emulator (answers are SYNTHETIC, not from W&B)"
-        if service.emulator is not None
-        else service.base_url
-    )
-    return f"Recorded by wb-inference probe against {what} at {when.isoformat(timespec='seconds')}."
-
-
 class _Recorder:
     """vcrpy cassettes held in memory (``files``), every exchange scrubbed on record."""
 
     _SERIALIZER = "wb-probe-yaml"
 
-    def __init__(self, scrubber: Scrubber, provenance: str) -> None:
+    def __init__(self, scrubber: Scrubber) -> None:
         import vcr  # optional: the ``probe`` extra
 
         self.scrubber = scrubber
@@ -199,7 +190,8 @@ class _Recorder:
             before_record_request=self._request,
             before_record_response=self._response,
         )
-        self.vcr.register_serializer(self._SERIALIZER, ProvenanceSerializer(provenance))
+        # The provenance line comes from the URLs recorded, as in every cassette.
+        self.vcr.register_serializer(self._SERIALIZER, ProvenanceSerializer())
         self.vcr.register_persister(self)
 
     def cassette(self, path: str) -> AbstractContextManager[Any]:

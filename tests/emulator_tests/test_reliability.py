@@ -380,11 +380,6 @@ LLAMACPP_OVERFLOW = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="errors.classify does not know llama.cpp's wording ('exceeds the available context "
-    "size'): the overflow surfaces as WBInvalidRequestError",
-)
 def test_backend_context_overflow_is_a_typed_400() -> None:
     from langchain_wandb_inference.errors import WBContextOverflowError
 
