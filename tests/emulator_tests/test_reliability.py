@@ -22,8 +22,11 @@ from langchain_wandb_inference import ChatWBInference, CircuitBreaker, RetryPoli
 from langchain_wandb_inference.errors import (
     WBAuthenticationError,
     WBConcurrencyLimitError,
+    WBConnectionError,
+    WBContextOverflowError,
     WBInferenceError,
     WBInvalidRequestError,
+    WBMalformedResponseError,
     WBModelNotFoundError,
     WBOverloadedError,
     WBPermissionDeniedError,
@@ -55,6 +58,63 @@ ROWS: dict[str, tuple[Callable[[], Fault], type[WBInferenceError], bool, str]] =
     "429 personal": (Fault.personal_account, WBPermissionDeniedError, False, "raise"),
     "500": (Fault.server_error, WBServerError, True, "after retries"),
     "503": (Fault.overloaded, WBOverloadedError, True, "at once"),
+    # What engines and gateways send in the wild (contract §10), bytes from real engines.
+    "500 llama.cpp tool format": (Fault.tool_format_error, WBServerError, True, "after retries"),
+    "500 inside the 200 stream": (Fault.stream_error, WBServerError, True, "after retries"),
+    "503 inside the 200 stream": (
+        lambda: Fault.stream_error(Fault.overloaded()),
+        WBOverloadedError,
+        True,
+        "at once",
+    ),
+    "cut before any content": (
+        lambda: Fault.stream_cut(1),
+        WBConnectionError,  # a stream: WBStreamInterruptedError, a JSON body: a broken read
+        True,
+        "after retries",
+    ),
+    "cut cleanly before any content": (
+        lambda: Fault.stream_cut(1, clean=True),
+        (WBConnectionError, WBMalformedResponseError),  # type: ignore[dict-item]
+        True,
+        "after retries",
+    ),
+    "200 invalid JSON": (Fault.invalid_json, WBMalformedResponseError, True, "after retries"),
+    "200 choices: []": (Fault.no_choices, WBMalformedResponseError, True, "after retries"),
+    "200 message: null": (Fault.null_message, WBMalformedResponseError, True, "after retries"),
+    "200 empty stream": (Fault.empty_stream, WBMalformedResponseError, True, "after retries"),
+    "200 only [DONE]": (Fault.only_done, WBMalformedResponseError, True, "after retries"),
+    "200 proxy HTML": (
+        lambda: Fault.proxy_html(200),
+        WBMalformedResponseError,
+        True,
+        "after retries",
+    ),
+    "502 proxy HTML": (lambda: Fault.proxy_html(502), WBServerError, True, "after retries"),
+    "overflow vLLM": (
+        lambda: Fault.context_overflow("vllm"),
+        WBContextOverflowError,
+        False,
+        "raise",
+    ),
+    "overflow SGLang": (
+        lambda: Fault.context_overflow("sglang"),
+        WBContextOverflowError,
+        False,
+        "raise",
+    ),
+    "overflow llama.cpp": (
+        lambda: Fault.context_overflow("llamacpp"),
+        WBContextOverflowError,
+        False,
+        "raise",
+    ),
+    "overflow TGI": (
+        lambda: Fault.context_overflow("tgi"),
+        WBContextOverflowError,
+        False,
+        "raise",
+    ),
 }
 PATHS = ("invoke", "ainvoke", "stream", "astream", "batch", "abatch")
 
@@ -431,3 +491,26 @@ def test_our_own_deadline_does_not_open_the_circuit(emulator: Emulator) -> None:
     assert patient.invoke("hello").content  # the circuit stayed closed
     assert emulator.count(BACKUP) == 0
     assert emulator.count(PRIMARY) == 3
+
+
+@pytest.mark.parametrize("path", PATHS)
+def test_unusual_sse_framing_is_a_normal_answer(emulator: Emulator, path: str) -> None:
+    emulator.always(PRIMARY, Fault.sse_framing())
+    assert call(make(emulator), path).content
+    assert emulator.count(PRIMARY) == 1
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("fault", ["keepalive only", "slow drip"])
+def test_answers_that_never_complete_are_bounded(fault: str, path: str) -> None:
+    never = (
+        Fault.keepalive(interval=0.05) if fault == "keepalive only" else Fault.drip(interval=0.05)
+    )
+    with Emulator() as own:  # its endless answers must not outlive the test into others
+        own.always(PRIMARY, never)
+        llm = make(own, timeout=0.3)
+        started = time.monotonic()
+        with pytest.raises(WBTimeoutError):
+            call(llm, path)
+        assert time.monotonic() - started < 60  # generous: what matters is that it ends
+        assert own.count(PRIMARY) == 3  # a timeout is transient: retried
