@@ -88,9 +88,9 @@ def wb(base_url: str, api_key: str = API_KEY, **kwargs: Any) -> ChatWBInference:
     return ChatWBInference(model=PRIMARY, base_url=base_url, api_key=SecretStr(api_key), **kwargs)
 
 
-def oa(base_url: str, model: str = PRIMARY, api_key: str = API_KEY) -> ChatOpenAI:
+def oa(base_url: str, model: str = PRIMARY, api_key: str = API_KEY, **kwargs: Any) -> ChatOpenAI:
     """``ChatOpenAI`` as users get it: the SDK's default ``max_retries`` (2), no timeout."""
-    return ChatOpenAI(model=model, base_url=base_url, api_key=SecretStr(api_key))
+    return ChatOpenAI(model=model, base_url=base_url, api_key=SecretStr(api_key), **kwargs)
 
 
 # --- results ---------------------------------------------------------------------------
@@ -347,6 +347,46 @@ def retry_rows(emu: Emulator, budget: Budget, reps: int) -> list[Row]:
         ],
     )
     return rows
+
+
+# --- scenario: a slow but progressing answer ---------------------------------------------
+
+SLOW_GENERATION = 4.0  # seconds the model takes to generate its answer
+SLOW_TIMEOUT = 2.0  # the per-request timeout both clients are given
+
+
+def slow_rows(emu: Emulator, budget: Budget, reps: int) -> list[Row]:
+    """A model slower than the timeout: is the answer (which keeps coming) thrown away?
+
+    Non-streamed, nothing arrives for ``SLOW_GENERATION`` seconds; streamed, tokens arrive
+    all along.  ChatWBInference retries a timed-out non-streamed attempt as a stream.
+    """
+    target = f"an answer, <= {SLOW_TIMEOUT + SLOW_GENERATION:g} s (+25%)"
+    limit = 1.25 * (SLOW_TIMEOUT + SLOW_GENERATION)
+
+    def answered_in_time(row: Row) -> bool:
+        return row.outcome == "answer" and row.seconds is not None and row.seconds <= limit
+
+    clients = [
+        Client("ChatWBInference(timeout=2)", partial(wb, timeout=SLOW_TIMEOUT), reps),
+        Client(
+            "ChatWBInference(timeout=2, streaming=True)",
+            partial(wb, timeout=SLOW_TIMEOUT, streaming=True),
+            reps,
+        ),
+        Client("ChatOpenAI(timeout=2)", partial(oa, timeout=SLOW_TIMEOUT), 1),
+    ]
+    scenario = f"slow answer ({SLOW_GENERATION:g} s to generate, timeout {SLOW_TIMEOUT:g} s)"
+    return invoke_rows(
+        emu,
+        budget,
+        scenario,
+        [],
+        clients,
+        target,
+        answered_in_time,
+        always=Fault.slow_generation(SLOW_GENERATION),
+    )
 
 
 # --- scenario: fallback ----------------------------------------------------------------
@@ -718,6 +758,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ("overhead", lambda e: overhead_rows(e, budget, calls), {}),  # first: a quiet process
         ("errors", lambda e: error_rows(e, budget, reps), {}),
         ("retries", lambda e: retry_rows(e, budget, reps), {}),
+        ("slow", lambda e: slow_rows(e, budget, reps), {}),
         ("fallback", lambda e: fallback_rows(e, budget, reps), {"latency": FALLBACK_LATENCY}),
         (
             "batch",
@@ -736,7 +777,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 results[name] = [failed_row(name, "-", "-", "ERROR", error)]
             finally:
                 fresh(emu)
-    shown = ("errors", "retries", "fallback", "batch", "overhead")
+    shown = ("errors", "retries", "slow", "fallback", "batch", "overhead")
     rows = [row for name in shown for row in results.get(name, [])]
 
     meta = metadata(args, reps)

@@ -300,7 +300,17 @@ class Emulator:
         """Write an answer: at once, dripped, or followed by endless keep-alives."""
         if answer.close:
             handler.close_connection = True
-        if answer.drip is None:
+        if answer.paced is not None:
+            parts, interval = answer.paced
+            for index, part in enumerate(parts):
+                if index and self._stopping.wait(interval):
+                    handler.close_connection = True
+                    return
+                handler.wfile.write(part)
+        elif answer.drip is None:
+            if answer.pause and self._stopping.wait(answer.pause):
+                handler.close_connection = True
+                return
             handler.wfile.write(answer.data)
         else:
             size, interval = answer.drip
@@ -530,6 +540,10 @@ class _Answer:
     """Write ``data`` this many bytes at a time, this many seconds apart."""
     repeat: tuple[bytes, float] | None = None
     """After ``data``, write these bytes every so many seconds until the emulator stops."""
+    pause: float = 0.0
+    """Wait this long before writing ``data`` (a slow non-streamed answer)."""
+    paced: tuple[tuple[bytes, ...], float] | None = None
+    """Instead of ``data``: write these parts this many seconds apart (a slow stream)."""
 
 
 @dataclass(frozen=True)
@@ -584,6 +598,9 @@ def _streamed(events: _Events, fault: Fault | None, model: str) -> _Answer:
         return _Answer(200, _SSE_HEAD + first + _sse(fault.render(model).decode()) + _END)
     if kind == "sse_framing":
         return _Answer(200, _SSE_HEAD + _unusual_framing(events.payloads) + _END)
+    if fault is not None and kind == "slow_generation":
+        parts = (_SSE_HEAD, *(_sse(e) for e in events.payloads), _END)
+        return _Answer(200, paced=(parts, fault.interval / max(1, len(events.payloads))))
     data = _SSE_HEAD + b"".join(_sse(e) for e in events.payloads) + _END
     return _drip(data, fault)
 
@@ -602,6 +619,8 @@ def _whole(message: dict[str, Any], fault: Fault | None) -> _Answer:
     if kind == "stream_cut":  # the head promises the whole body; half of it comes
         whole = _http(200, body)
         return _Answer(200, whole[: len(whole) - len(body) + len(half)], close=True)
+    if fault is not None and kind == "slow_generation":
+        return _Answer(200, _http(200, body), pause=fault.interval)
     return _drip(_http(200, body), fault)
 
 

@@ -38,6 +38,7 @@ FaultKind = Literal[
     "stream_cut",
     "stream_error",
     "drip",
+    "slow_generation",
     "keepalive",
     "sse_framing",
     "invalid_json",
@@ -250,6 +251,19 @@ class Fault:
         if size < 1 or interval < 0:
             raise ValueError("drip needs size >= 1 and interval >= 0")
         return cls("drip", 200, size=size, interval=interval)
+
+    @classmethod
+    def slow_generation(cls, seconds: float) -> Fault:
+        """A model that takes ``seconds`` to generate its answer, as real engines pace it.
+
+        Non-streamed, nothing comes until the whole answer does, ``seconds`` later (so a
+        shorter timeout expires); streamed, the events go out one by one spread over
+        ``seconds``, as tokens are generated (llama.cpp's ``chat_basic_stream`` capture:
+        one event per token).  The bytes are the normal answer's.
+        """
+        if seconds < 0:
+            raise ValueError("slow_generation needs seconds >= 0")
+        return cls("slow_generation", 200, interval=seconds)
 
     @classmethod
     def keepalive(

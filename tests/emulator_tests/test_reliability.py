@@ -514,3 +514,13 @@ def test_answers_that_never_complete_are_bounded(fault: str, path: str) -> None:
             call(llm, path)
         assert time.monotonic() - started < 60  # generous: what matters is that it ends
         assert own.count(PRIMARY) == 3  # a timeout is transient: retried
+
+
+@pytest.mark.parametrize("path", ["invoke", "ainvoke", "batch", "abatch"])
+def test_a_slow_but_progressing_answer_is_retried_as_a_stream(path: str) -> None:
+    """The non-streamed attempt outlives its timeout; the streamed retry keeps coming."""
+    with Emulator() as own:
+        own.always(PRIMARY, Fault.slow_generation(3.0))
+        answer = call(make(own, timeout=1.0), path)
+        assert answer.content
+        assert [bool(r.body.get("stream")) for r in own.requests] == [False, True]
