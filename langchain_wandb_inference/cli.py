@@ -56,8 +56,10 @@ from langchain_wandb_inference.models import (
     suggest_model_id,
     unlisted_models,
 )
-from langchain_wandb_inference.testing import Emulator, probe_report, probe_run
-from langchain_wandb_inference.testing.probe_wire import Service
+from langchain_wandb_inference.testing import Emulator
+from langchain_wandb_inference.testing.probe import report as probe_report
+from langchain_wandb_inference.testing.probe import run as probe_run
+from langchain_wandb_inference.testing.probe.wire import Service
 from langchain_wandb_inference.usage import cached_tokens, estimate_cost
 
 __all__ = ["ExitCode", "build_parser", "main"]

@@ -21,9 +21,9 @@ from typing import Any
 from langchain_wandb_inference._table import prices
 from langchain_wandb_inference._version import __version__
 from langchain_wandb_inference.models import Lifecycle, all_models, model_info
-from langchain_wandb_inference.testing.probe import BY_NAME, DIFFERS
-from langchain_wandb_inference.testing.probe_report import FORMAT
-from langchain_wandb_inference.testing.probe_run import Result, on_emulator
+from langchain_wandb_inference.testing.probe.assumptions import BY_NAME, DIFFERS
+from langchain_wandb_inference.testing.probe.report import FORMAT
+from langchain_wandb_inference.testing.probe.run import Result, on_emulator
 
 ADOPT = """\
 To adopt an observation: change the assumption's `expected` in

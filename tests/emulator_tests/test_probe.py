@@ -21,9 +21,11 @@ import pytest
 
 from langchain_wandb_inference.cli import ExitCode, main
 from langchain_wandb_inference.models import Lifecycle, all_models
-from langchain_wandb_inference.testing import learn, probe_report, probe_run
+from langchain_wandb_inference.testing import learn
 from langchain_wandb_inference.testing.local_model import LocalModelBackend
-from langchain_wandb_inference.testing.probe import (
+from langchain_wandb_inference.testing.probe import report as probe_report
+from langchain_wandb_inference.testing.probe import run as probe_run
+from langchain_wandb_inference.testing.probe.assumptions import (
     ASSUMPTIONS,
     BUDGET,
     BY_NAME,
@@ -31,7 +33,7 @@ from langchain_wandb_inference.testing.probe import (
     OFFLINE,
     OK,
 )
-from langchain_wandb_inference.testing.probe_wire import Service
+from langchain_wandb_inference.testing.probe.wire import Service
 
 pytestmark = pytest.mark.emulator
 
@@ -71,7 +73,7 @@ def _by(report: dict[str, Any], name: str, model: str | None = None) -> dict[str
 def test_every_assumption_is_ok_on_the_emulator(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    """The CI guard: expected values (probe.py) and the emulator never drift apart."""
+    """The CI guard: expected values (probe/assumptions.py) and the emulator never drift apart."""
     models = [LLAMA, GPT_OSS, _toggleable_cached()]
     code, report = _probe(["--emulator", "probe", "--models", ",".join(models)], tmp_path)
     assert code == ExitCode.OK, capsys.readouterr().err

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import pytest
 
-from langchain_wandb_inference.testing import probe_read as read
-from langchain_wandb_inference.testing.probe import ASSUMPTIONS, BY_NAME, DIFFERS, OK
-from langchain_wandb_inference.testing.probe_steps import STEPS
-from langchain_wandb_inference.testing.probe_wire import shape, sse_lines
+from langchain_wandb_inference.testing.probe import read
+from langchain_wandb_inference.testing.probe.assumptions import ASSUMPTIONS, BY_NAME, DIFFERS, OK
+from langchain_wandb_inference.testing.probe.steps import STEPS
+from langchain_wandb_inference.testing.probe.wire import shape, sse_lines
 
 ROLE = {"role": "assistant", "content": ""}
 USAGE = {"prompt_tokens": 3, "completion_tokens": 2, "total_tokens": 5}

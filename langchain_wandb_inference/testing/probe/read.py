@@ -3,7 +3,7 @@
 Each function takes parsed JSON (a body, a message, stream chunks) and returns one short
 normalised phrase: the phrase the contract expects when the service behaves as
 documented, and a plain description of what it did otherwise.  Pure functions, no I/O:
-the steps (``probe_steps``) feed them, the assumptions (``probe``) judge the result.
+the steps (``steps``) feed them, the assumptions (``probe``) judge the result.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 A step sends a few cheap requests (tiny prompts, small ``max_tokens``) and returns, for
 each assumption of :mod:`probe` it observes, a :class:`Seen`: the observation in the
-wording of the assumption's ``expected`` values (made by :mod:`probe_read`), with
-evidence.  Wire-level questions use raw requests (:mod:`probe_wire`); "does the
+wording of the assumption's ``expected`` values (made by :mod:`.read`), with
+evidence.  Wire-level questions use raw requests (:mod:`.wire`); "does the
 package work end to end" uses :class:`ChatWBInference` under the same budget.  A step
 never judges: its assumption does.  :data:`STEPS` is the order they run in.
 """
@@ -25,9 +25,9 @@ from langchain_wandb_inference import errors
 from langchain_wandb_inference.chat_models import ChatWBInference
 from langchain_wandb_inference.models import model_info
 from langchain_wandb_inference.policies import Budget
-from langchain_wandb_inference.testing import probe_read as read
 from langchain_wandb_inference.testing.faults import Fault
-from langchain_wandb_inference.testing.probe_wire import (
+from langchain_wandb_inference.testing.probe import read
+from langchain_wandb_inference.testing.probe.wire import (
     RATE_LIMIT_HEADERS,
     Exchange,
     Service,

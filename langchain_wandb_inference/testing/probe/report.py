@@ -5,7 +5,7 @@ whether to share.  Before a byte is written, every file (reports and cassettes) 
 scanned with the scrubber's :meth:`~langchain_wandb_inference._redact.Scrubber.find`;
 if anything secret-shaped remains, :func:`write` raises :class:`SecretLeakError` and
 writes nothing.  The scan is a second line of defence: everything was scrubbed when it
-was recorded (``probe_run``), so a finding means the probe has a bug.
+was recorded (``run``), so a finding means the probe has a bug.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 from langchain_wandb_inference._table import table
 from langchain_wandb_inference._version import __version__
 from langchain_wandb_inference.errors import ExitCode
-from langchain_wandb_inference.testing.probe import BUDGET, DIFFERS, OK
-from langchain_wandb_inference.testing.probe_run import ProbeRun, Result
+from langchain_wandb_inference.testing.probe.assumptions import BUDGET, DIFFERS, OK
+from langchain_wandb_inference.testing.probe.run import ProbeRun, Result
 
 FORMAT = 1
 """Version of ``report.json``'s layout (``learn`` reads it)."""

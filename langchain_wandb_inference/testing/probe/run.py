@@ -1,13 +1,13 @@
 """Running the probe: steps in order under one budget, each exchange recorded and scrubbed.
 
-:func:`run` walks ``probe_steps.STEPS`` (service checks, then each probed model, the
+:func:`run` walks ``steps.STEPS`` (service checks, then each probed model, the
 costliest last) and judges every observation against ``probe.ASSUMPTIONS``.  When the
 budget guard refuses a request, nothing more is sent: the step in progress and every
 later one are reported as skipped for budget.  Against the bundled emulator the few
 assumptions it cannot show are reported "not observable offline" and not sent.
 
 Every exchange is recorded as a vcrpy cassette (one per step and model), in memory:
-``probe_report`` scans everything for secrets before a byte reaches the disk.  On the
+``report`` scans everything for secrets before a byte reaches the disk.  On the
 way in, each request and answer goes through the one scrubber (``_redact.Scrubber``,
 built from the key and project in use): credentials and the project become
 ``[REDACTED]``, user agent and ``x-stainless-*`` fingerprints and cookies are dropped,
@@ -28,7 +28,7 @@ from langchain_wandb_inference._redact import Scrubber
 from langchain_wandb_inference.models import WBModel, model_info
 from langchain_wandb_inference.policies import Budget
 from langchain_wandb_inference.testing.emulator import Emulator
-from langchain_wandb_inference.testing.probe import (
+from langchain_wandb_inference.testing.probe.assumptions import (
     BUDGET,
     BY_NAME,
     FAILED,
@@ -36,8 +36,8 @@ from langchain_wandb_inference.testing.probe import (
     SKIPPED,
     Assumption,
 )
-from langchain_wandb_inference.testing.probe_steps import STEPS, Context, Seen, Step
-from langchain_wandb_inference.testing.probe_wire import STANDARD_HEADERS, Service, Wire, shape
+from langchain_wandb_inference.testing.probe.steps import STEPS, Context, Seen, Step
+from langchain_wandb_inference.testing.probe.wire import STANDARD_HEADERS, Service, Wire, shape
 from langchain_wandb_inference.testing.recording import ProvenanceSerializer
 
 DEFAULT_MODELS = (WBModel.LLAMA_3_1_8B_INSTRUCT.value, WBModel.GPT_OSS_20B.value)

@@ -10,7 +10,7 @@ values below and the emulator cannot drift apart silently.
 This module is the one place the expected values live.  An :class:`Assumption` names:
 
 * ``expected``: the observations that agree with the contract, in the probe's
-  normalised wording (the probe's steps in ``probe_steps`` produce one string per
+  normalised wording (the probe's steps in ``steps`` produce one string per
   assumption; the first value is the contract's own statement);
 * ``source``: the contract section it comes from;
 * ``emulator`` and ``package``: where the emulator produces it and what in the package
