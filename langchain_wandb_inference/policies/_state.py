@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import threading
 import time
@@ -29,7 +30,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, TypeVar
+from typing import Literal, NamedTuple, Protocol, TypeVar
 
 from langchain_wandb_inference.policies._pipeline import Finalizer, Usage
 
@@ -42,6 +43,9 @@ the concurrency limit (someone not reading a stream must not block other calls).
 STALL_AFTER = 30.0
 """A request waits for a slot at most this long while no request of the gate finishes or
 delivers anything; then it is sent anyway (no call waits forever)."""
+CONTENDED_FOR = 60.0
+"""A gate is *contended* while requests wait for a slot, and this many seconds after the
+last one had to: more work than slots, so a 429 is the load's, not a lone request's."""
 
 
 # --------------------------------------------------------------------------------------
@@ -49,14 +53,23 @@ delivers anything; then it is sent anyway (no call waits forever)."""
 # --------------------------------------------------------------------------------------
 
 
+class Others(NamedTuple):
+    """Who else the gate served when a slot was given back: what a 429 is weighed by."""
+
+    in_flight: int
+    """Other requests still in flight (not counting those the release let in)."""
+    contended: bool
+    """Whether requests wait for a slot, or did within :data:`CONTENDED_FOR`."""
+
+
 class Lease(Finalizer, Protocol):
     """A concurrency slot, held from sending until the answer is consumed (``finish``)."""
 
-    def release(self, *, congested: bool, succeeded: bool) -> int:
-        """Give the slot back; returns how many others are still in flight."""
+    def release(self, *, congested: bool, succeeded: bool) -> Others:
+        """Give the slot back; returns who else is in flight, and whether there is contention."""
         ...
 
-    async def arelease(self, *, congested: bool, succeeded: bool) -> int:
+    async def arelease(self, *, congested: bool, succeeded: bool) -> Others:
         """Async twin of :meth:`release`."""
         ...
 
@@ -212,11 +225,11 @@ class _LocalLease:
             and now - self.delivered_at >= IDLE_AFTER
         )
 
-    def release(self, *, congested: bool, succeeded: bool) -> int:
-        """Give the slot back (idempotent); returns how many others are in flight."""
+    def release(self, *, congested: bool, succeeded: bool) -> Others:
+        """Give the slot back (idempotent); returns who else is in flight, and contention."""
         return self.gate.release(self, congested=congested, succeeded=succeeded)
 
-    async def arelease(self, *, congested: bool, succeeded: bool) -> int:
+    async def arelease(self, *, congested: bool, succeeded: bool) -> Others:
         """Async twin of :meth:`release`."""
         return self.release(congested=congested, succeeded=succeeded)
 
@@ -277,6 +290,7 @@ class LocalGate:
         self._leases: list[_LocalLease] = []
         self._waiters: deque[_Waiter] = deque()
         self._progress_at = time.monotonic()
+        self._queued_at = -math.inf
 
     @property
     def in_flight(self) -> int:
@@ -340,6 +354,7 @@ class LocalGate:
             if held or ((front or not self._waiters) and self._active(now) < self.capacity()):
                 return self._grant(owner)
             waiter = _Waiter(owner, loop)
+            self._queued_at = now
             if front:
                 self._waiters.appendleft(waiter)
             else:
@@ -398,15 +413,17 @@ class LocalGate:
 
     # -- giving it back ---------------------------------------------------------------
 
-    def release(self, lease: _LocalLease, *, congested: bool, succeeded: bool) -> int:
+    def release(self, lease: _LocalLease, *, congested: bool, succeeded: bool) -> Others:
         """Give a slot back, adapt the limit, and hand freed slots to waiters.
 
-        Returns how many other requests of this process are still in flight.
+        Returns how many other requests of this process are still in flight, and whether
+        the gate is contended.
         """
         with self._lock:
             if lease.released:
-                return len(self._leases)
+                return Others(len(self._leases), self._contended())
             lease.released = True
+            contended = self._contended()
             self._leases.remove(lease)
             now = self._progress_at = time.monotonic()
             if congested:
@@ -415,10 +432,13 @@ class LocalGate:
             elif succeeded and (self._waiters or len(self._leases) + 1 >= self.capacity()):
                 self._grow()
             granted = self._promote(now)
-            others = len(self._leases) - len(granted)
+            others = Others(len(self._leases) - len(granted), contended)
         for waiter in granted:
             waiter.wake()
         return others
+
+    def _contended(self) -> bool:
+        return bool(self._waiters) or time.monotonic() - self._queued_at < CONTENDED_FOR
 
     def _grow(self) -> None:
         if self.cap is not None and self.limit >= self.cap:
