@@ -8,7 +8,8 @@ adapts its limit to the 429s it sees (see ``_state.LocalGate``) — and holds it
 the answer is consumed: a stream holds it while it is read, and gives it back when its
 generator is closed.
 
-A concurrency 429 is weighed by who else the gate serves:
+A concurrency 429 is weighed by who else the gate serves (in this process, or in the
+whole fleet when the state is shared):
 
 * other requests in flight: the service is full of *our* requests, so the request goes
   back to the head of the queue and is sent when one of them finishes — that wait is
@@ -51,7 +52,7 @@ from langchain_wandb_inference.policies._pipeline import (
     deadline_exceeded,
     io,
 )
-from langchain_wandb_inference.policies._state import Gate, LocalState, Others
+from langchain_wandb_inference.policies._state import Gate, Others, State
 
 PATIENCE = 60.0
 """Seconds after an attempt's first 429 during which 429s under contention send the
@@ -73,7 +74,7 @@ PROBE_EVERY = 4
 class AdaptiveConcurrency:
     """Limit requests in flight per (base URL, project, model), adapting to 429s."""
 
-    state: LocalState
+    state: State
     max_concurrency: int | None = None
     """Cap on requests in flight for one model through instances sharing this cap
     (``None``: only the adaptive limit)."""
