@@ -25,12 +25,9 @@ whole fleet when the state is shared):
 
 Both are bounded: once :data:`PATIENCE` seconds passed since the attempt's first 429,
 or after :data:`REQUEUES` returns, or when the next backoff would overrun the call's
-deadline, the 429 goes to the retry policy too.  So one attempt spends at most
-``PATIENCE`` (plus one backoff of at most :data:`MAX_BACKOFF`) on 429s, and a call at
-most ``max_attempts`` times that plus the retry policy's own backoff (3 attempts by
-default: about 3 minutes at worst, never more than the deadline).  Waiting for a slot
-counts against the call's deadline, and never lasts forever (the gate's rules:
-re-entrant slots, idle streams not counted, a stalled queue let through).
+deadline, the 429 goes to the retry policy too, whose attempts and backoff then decide.
+Waiting for a slot counts against the call's deadline, and never lasts forever (the
+gate's rules: re-entrant slots, idle streams not counted, a stalled queue let through).
 """
 
 from __future__ import annotations

@@ -6,7 +6,8 @@ from the server (``TIME``), so the workers' clocks do not matter.  Every key a s
 writes gets an expiry in the same script; the layout is in ``_redis`` and the README.
 
 Conventions: numbers that must stay floats go back to Python as strings (Redis turns a
-Lua number into an integer); times are milliseconds.  Needs Redis >= 6.0.
+Lua number into an integer); times are milliseconds.  Needs Redis >= 6.2 (``LPOP``
+with a count, ``BLPOP`` with a fractional timeout).
 """
 
 from __future__ import annotations
