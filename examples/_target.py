@@ -37,6 +37,8 @@ class Target:
     project: str | None
     """``team/project`` sent as ``OpenAI-Project`` (``None``: W&B's default project)."""
     settings: dict[str, Any] = field(default_factory=dict)
+    emulator: Emulator | None = None
+    """The local emulator answering (``None``: live), for examples that show its counters."""
 
     def chat(self, model: str = WBModel.LLAMA_3_1_8B_INSTRUCT, **kwargs: Any) -> ChatWBInference:
         """Return a chat model for ``model`` on this backend."""
@@ -59,8 +61,11 @@ def _local_backend(stack: ExitStack) -> tuple[Backend | None, str]:
 
 
 @contextmanager
-def connect() -> Iterator[Target]:
-    """Yield the backend for this run, printing which one answers."""
+def connect(**emulator_options: Any) -> Iterator[Target]:
+    """Yield the backend for this run, printing which one answers.
+
+    ``emulator_options`` (``latency``, ``concurrency_limit``) shape the emulator, if used.
+    """
     with ExitStack() as stack:
         if os.environ.get("WANDB_API_KEY") and os.environ.get("WB_EXAMPLES_BACKEND") != "synthetic":
             project = ChatWBInference().project  # validates WANDB_ENTITY/WANDB_PROJECT early
@@ -68,14 +73,16 @@ def connect() -> Iterator[Target]:
             target = Target(f"live W&B Inference (project: {where})", True, True, project)
         else:
             backend, what = _local_backend(stack)
-            emulator = stack.enter_context(Emulator(backend=backend))
+            emulator = stack.enter_context(Emulator(backend=backend, **emulator_options))
             settings = {
                 "base_url": emulator.base_url,
                 "api_key": emulator.api_key,
                 "project": EMULATOR_PROJECT,
             }
             description = f"local emulator with {what}"
-            target = Target(description, False, backend is not None, EMULATOR_PROJECT, settings)
+            target = Target(
+                description, False, backend is not None, EMULATOR_PROJECT, settings, emulator
+            )
         print(f"Backend: {target.description}", flush=True)
         if not target.live:
             print("  (set WANDB_API_KEY to run this against live W&B Inference)", flush=True)

@@ -49,8 +49,8 @@ from langchain_wandb_inference.policies._budget import BudgetGuard
 from langchain_wandb_inference.policies._circuit_breaker import Breaker
 from langchain_wandb_inference.policies._concurrency import AdaptiveConcurrency
 from langchain_wandb_inference.policies._fallback import FallbackPolicy
+from langchain_wandb_inference.policies._fleet import RedisURL, state_for
 from langchain_wandb_inference.policies._pipeline import Call, Notify, Policy
-from langchain_wandb_inference.policies._state import LOCAL
 from langchain_wandb_inference.usage import clean_usage
 
 __all__ = ["DEFAULT_MODEL", "ChatWBInference", "ListedModel", "resolve_project"]
@@ -167,6 +167,12 @@ class ChatWBInference(BaseChatOpenAI):
     """Non-empty string isolating W&B's prefix-cache reuse."""
     send_reasoning_back: bool | None = None
     """Send earlier turns' reasoning back in later requests (``None``: catalog default)."""
+    redis_url: RedisURL = Field(
+        default_factory=secret_from_env("WANDB_INFERENCE_REDIS_URL", default=None),
+        validate_default=True,
+    )
+    """Redis shared by a fleet of processes (``WANDB_INFERENCE_REDIS_URL``; the ``redis``
+    extra): one concurrency limit, circuit and named budgets for all (``None``: per process)."""
 
     # hide_input_in_errors: a validation error must never echo the api_key it was given.
     model_config = ConfigDict(populate_by_name=True, hide_input_in_errors=True)
@@ -255,8 +261,12 @@ class ChatWBInference(BaseChatOpenAI):
 
     @property
     def lc_secrets(self) -> dict[str, str]:
-        """Serialize the key as a reference to ``WANDB_API_KEY``, never its value."""
-        return {"api_key": "WANDB_API_KEY", "openai_api_key": "WANDB_API_KEY"}
+        """Serialize the key and the Redis URL as references to their variables, never values."""
+        return {
+            "api_key": "WANDB_API_KEY",
+            "openai_api_key": "WANDB_API_KEY",
+            "redis_url": "WANDB_INFERENCE_REDIS_URL",
+        }
 
     @classmethod
     def get_lc_namespace(cls) -> list[str]:
@@ -458,12 +468,15 @@ class ChatWBInference(BaseChatOpenAI):
     def _policies(self, messages: Sequence[BaseMessage], kwargs: Mapping[str, Any]) -> list[Policy]:
         """The pipeline, outermost first; a new policy is one line here."""
         max_tokens = kwargs.get("max_tokens", kwargs.get("max_completion_tokens", self.max_tokens))
+        state = state_for(self.redis_url)
         chain: list[Policy | None] = [
-            BudgetGuard(self.budget, prompt_tokens(messages), max_tokens) if self.budget else None,
+            BudgetGuard(self.budget, state, prompt_tokens(messages), max_tokens)
+            if self.budget
+            else None,
             FallbackPolicy(tuple(self.fallback_models)) if self.fallback_models else None,
             self.retry,
-            Breaker(self.circuit_breaker, LOCAL) if self.circuit_breaker else None,
-            AdaptiveConcurrency(LOCAL, self.max_concurrency) if self.limit_concurrency else None,
+            Breaker(self.circuit_breaker, state) if self.circuit_breaker else None,
+            AdaptiveConcurrency(state, self.max_concurrency) if self.limit_concurrency else None,
         ]
         return [policy for policy in chain if policy is not None]
 

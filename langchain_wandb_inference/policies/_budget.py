@@ -1,7 +1,9 @@
 """Budget guard: stop calling once the estimated spend reaches a limit.
 
 ``ChatWBInference(budget_usd=5)`` gives one model its own budget; a :class:`Budget`
-passed as ``budget=`` is shared by every model (and thread) that holds it.
+passed as ``budget=`` is shared by every model (and thread) that holds it.  A budget
+with a ``name`` used by models with a ``redis_url`` is shared by every process using
+that Redis: ``Budget(20.0, name="nightly-eval")`` in each worker is one budget.
 
 How a call is counted, and why:
 
@@ -35,7 +37,7 @@ from typing import Any
 from langchain_wandb_inference.errors import WBBudgetExceededError
 from langchain_wandb_inference.models import model_info
 from langchain_wandb_inference.policies._pipeline import Call, Defer, Plan, Step, Usage, io
-from langchain_wandb_inference.policies._state import LedgerView, LocalLedger
+from langchain_wandb_inference.policies._state import Ledger, LedgerView, LocalLedger, State
 from langchain_wandb_inference.usage import PER_TOKENS, estimate_cost
 
 logger = logging.getLogger("langchain_wandb_inference")
@@ -69,27 +71,56 @@ def call_floor(model: str, prompt_tokens: int, output_tokens: int) -> float:
 
 
 class Budget:
-    """A spending limit in USD, shareable across models, threads and tasks."""
+    """A spending limit in USD, shareable across models, threads and tasks.
 
-    def __init__(self, limit_usd: float, *, warn_at: float | None = 0.8) -> None:
+    With a ``name``, also across processes: calls through models that coordinate
+    through Redis (``redis_url``) count in the fleet-wide ledger of that name — spend
+    and reservations — instead of this process's own.  Without one, or without Redis,
+    the budget is this process's.
+    """
+
+    def __init__(
+        self, limit_usd: float, *, warn_at: float | None = 0.8, name: str | None = None
+    ) -> None:
         if not (_number(limit_usd) and math.isfinite(limit_usd) and limit_usd > 0):
             msg = f"Budget limit_usd must be a finite number of USD > 0 (got {limit_usd!r})."
             raise ValueError(msg)
         if warn_at is not None and not (_number(warn_at) and 0 < warn_at <= 1):
             msg = f"Budget warn_at is a fraction of the limit in (0, 1] or None (got {warn_at!r})."
             raise ValueError(msg)
+        if name is not None and not (isinstance(name, str) and name.strip()):
+            msg = f"Budget name must be a non-empty string or None (got {name!r})."
+            raise ValueError(msg)
         self.limit_usd = float(limit_usd)
         self.warn_at = warn_at
-        self.ledger = LocalLedger()
+        self.name = name
+        self._local = LocalLedger()
+        self.ledger: Ledger = self._local
+        """Where the numbers are kept: in-process, or the fleet's once a named budget joined it."""
         self._warned: set[str] = set()
         self._lock = threading.Lock()
 
     def __repr__(self) -> str:
         view = self.ledger.view()
+        named = f", name={self.name!r}" if self.name is not None else ""
         return (
-            f"Budget(limit_usd={self.limit_usd}, spent_usd={view.spent:.6f}, "
+            f"Budget(limit_usd={self.limit_usd}{named}, spent_usd={view.spent:.6f}, "
             f"reserved_usd={view.reserved:.6f})"
         )
+
+    def ledger_in(self, state: State) -> Ledger:
+        """The ledger a call under ``state`` counts in.
+
+        A named budget joins the fleet's ledger the first time a model sharing its state
+        through Redis uses it; from then on every call through it in this process counts
+        there, and ``spent_usd`` reads the fleet's spend.  (In-process state keeps each
+        budget's own ledger, so an unnamed budget never leaves the process.)
+        """
+        if self.name is not None and self.ledger is self._local:
+            with self._lock:
+                if self.ledger is self._local:
+                    self.ledger = state.ledger(self.name, self._local)
+        return self.ledger
 
     @property
     def spent_usd(self) -> float:
@@ -158,6 +189,7 @@ class BudgetGuard:
     """The pipeline step of a :class:`Budget` for one call of a known size."""
 
     budget: Budget
+    state: State
     prompt_tokens: int
     max_tokens: int | None
 
@@ -165,23 +197,25 @@ class BudgetGuard:
         """Reserve the floor before sending; settle once the answer is consumed."""
         output = expected_output_tokens(call.model, self.max_tokens)
         floor = call_floor(call.model, self.prompt_tokens, output)
-        refused = yield io(self.budget.ledger, "reserve", floor, self.budget.limit_usd)
+        ledger = self.budget.ledger_in(self.state)
+        refused = yield io(ledger, "reserve", floor, self.budget.limit_usd)
         if refused is not None:
             raise self.budget.refusal(call.model, floor, refused)
         try:
             result = yield from proceed(call)
         except BaseException:  # no answer: nothing to price
-            self.budget.ledger.settle(floor, 0.0)
+            ledger.settle(floor, 0.0)
             raise
-        yield Defer(_Reservation(self.budget, floor))
+        yield Defer(_Reservation(self.budget, ledger, floor))
         return result
 
 
 @dataclass
 class _Reservation:
-    """Settles one call's floor once its answer (and usage) is known."""
+    """Settles one call's floor, in the ledger that holds it, once its answer is known."""
 
     budget: Budget
+    ledger: Ledger
     floor: float
 
     def progress(self, reading: bool) -> None:
@@ -190,9 +224,9 @@ class _Reservation:
     def finish(self, model: str, usage: Mapping[str, Any] | None) -> None:
         """Replace the floor by the answer's cost (``model`` is who answered)."""
         cost = self.budget.cost(model, usage, self.floor)
-        self.budget._after(self.budget.ledger.settle(self.floor, cost))
+        self.budget._after(self.ledger.settle(self.floor, cost))
 
     async def afinish(self, model: str, usage: Mapping[str, Any] | None) -> None:
         """Async twin of :meth:`finish`."""
         cost = self.budget.cost(model, usage, self.floor)
-        self.budget._after(await self.budget.ledger.asettle(self.floor, cost))
+        self.budget._after(await self.ledger.asettle(self.floor, cost))

@@ -33,8 +33,8 @@ from langchain_wandb_inference.policies._pipeline import Call, Plan, Step, io
 from langchain_wandb_inference.policies._state import (
     Admission,
     BreakerSettings,
-    LocalState,
     Outcome,
+    State,
 )
 
 logger = logging.getLogger("langchain_wandb_inference")
@@ -92,7 +92,7 @@ class Breaker:
     """The pipeline step of a :class:`CircuitBreaker`, over shared state."""
 
     breaker: CircuitBreaker
-    state: LocalState
+    state: State
 
     def handle(self, call: Call, proceed: Step) -> Plan[Any]:
         """Refuse at once while open (when a fallback can serve); else send and record."""

@@ -8,33 +8,59 @@ adapts its limit to the 429s it sees (see ``_state.LocalGate``) — and holds it
 the answer is consumed: a stream holds it while it is read, and gives it back when its
 generator is closed.
 
-A concurrency 429 while other requests of this process are in flight means the service
-is full of *our* requests: the request goes back to the head of the queue and is sent
-when one of them finishes — that wait is the backoff, so it costs no retry attempt.
-Alone (someone else holds the capacity), or after :data:`REQUEUES` such returns, the
-429 goes up to the retry policy.  Waiting for a slot counts against the call's deadline,
-and never lasts forever (the gate's rules: re-entrant slots, idle streams not counted,
-a stalled queue let through).
+A concurrency 429 is weighed by who else the gate serves (in this process, or in the
+whole fleet when the state is shared):
+
+* other requests in flight: the service is full of *our* requests, so the request goes
+  back to the head of the queue and is sent when one of them finishes — that wait is
+  the backoff;
+* none in flight, but the gate is contended (requests wait for slots, or did within
+  ``_state.CONTENDED_FOR``): the capacity is held by someone the gate cannot see (other
+  processes), so the request backs off — full jitter, from :data:`BACKOFF` doubling up
+  to :data:`MAX_BACKOFF` — and then goes back to the head of the queue.  Neither costs
+  a retry attempt: a fleet overrunning the limit in per-process mode loses no items to
+  it, not even the last of a batch;
+* a lone request (nobody else in flight, no contention): the 429 goes up to the retry
+  policy (its attempts and backoff).
+
+Both are bounded: once :data:`PATIENCE` seconds passed since the attempt's first 429,
+or after :data:`REQUEUES` returns, or when the next backoff would overrun the call's
+deadline, the 429 goes to the retry policy too, whose attempts and backoff then decide.
+Waiting for a slot counts against the call's deadline, and never lasts forever (the
+gate's rules: re-entrant slots, idle streams not counted, a stalled queue let through).
 """
 
 from __future__ import annotations
 
+import math
+import random
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from langchain_wandb_inference.errors import WBConcurrencyLimitError, WBInferenceError
+from langchain_wandb_inference.policies import _config
 from langchain_wandb_inference.policies._pipeline import (
     Call,
     Defer,
     Plan,
+    Sleep,
     Step,
     deadline_exceeded,
     io,
 )
-from langchain_wandb_inference.policies._state import Gate, LocalState
+from langchain_wandb_inference.policies._state import Gate, Others, State
 
-REQUEUES = 3
-"""How often one request may go back to the queue after a 429 before it counts as a failure."""
+PATIENCE = 60.0
+"""Seconds after an attempt's first 429 during which 429s under contention send the
+request back to the queue; later ones count as a failure for the retry policy."""
+REQUEUES = 32
+"""The most returns to the queue per attempt, whatever the clock says (with
+``set_testing()`` the backoffs take no time)."""
+BACKOFF = 0.25
+"""Upper bound, in seconds, of the first backoff after a 429 nobody of ours explains."""
+MAX_BACKOFF = 4.0
+"""No such backoff waits longer than this."""
 INITIAL_LIMIT = 2
 """Where slow start begins."""
 PROBE_EVERY = 4
@@ -45,7 +71,7 @@ PROBE_EVERY = 4
 class AdaptiveConcurrency:
     """Limit requests in flight per (base URL, project, model), adapting to 429s."""
 
-    state: LocalState
+    state: State
     max_concurrency: int | None = None
     """Cap on requests in flight for one model through instances sharing this cap
     (``None``: only the adaptive limit)."""
@@ -63,6 +89,7 @@ class AdaptiveConcurrency:
         """Hold a slot for the request; feed the outcome back into the limit."""
         gate = self.gate(call)
         requeues = 0
+        patience_ends = math.inf
         while True:
             lease = yield io(gate, "acquire", call.remaining(), requeues > 0)
             if lease is None:
@@ -71,9 +98,19 @@ class AdaptiveConcurrency:
                 result = yield from proceed(call)
             except WBConcurrencyLimitError:
                 others = yield io(lease, "release", congested=True, succeeded=False)
-                if not others or requeues >= REQUEUES:
+                if not requeues:
+                    patience_ends = time.monotonic() + PATIENCE
+                delay = _backoff(others, requeues)
+                if (
+                    delay is None
+                    or requeues >= REQUEUES
+                    or time.monotonic() + delay >= patience_ends
+                    or _overruns(call, delay)
+                ):
                     raise
                 requeues += 1
+                if delay:
+                    yield Sleep(delay)
                 continue
             except WBInferenceError:
                 yield io(lease, "release", congested=False, succeeded=False)
@@ -83,3 +120,24 @@ class AdaptiveConcurrency:
                 raise
             yield Defer(lease)
             return result
+
+
+def _backoff(others: Others, requeues: int) -> float | None:
+    """The wait before going back to the queue after a 429; ``None``: a lone 429.
+
+    No wait while other requests are in flight (one of them finishing is the wait); a
+    jittered backoff when the gate is contended, since the capacity is held by requests
+    it cannot see; ``None`` otherwise (the retry policy decides).
+    """
+    if others.in_flight:
+        return 0.0
+    if not others.contended:
+        return None
+    if _config.testing_attempts is not None:
+        return 0.0
+    return random.uniform(0, min(MAX_BACKOFF, BACKOFF * 2**requeues))
+
+
+def _overruns(call: Call, delay: float) -> bool:
+    left = call.remaining()
+    return left is not None and delay >= left

@@ -1,7 +1,7 @@
 """Shared state of the policies: what every call in the process (or fleet) sees together.
 
 Three things are shared, each behind a small interface with an in-process
-implementation here (and a Redis one for fleets of processes):
+implementation here (and a Redis one for fleets of processes, ``_redis``):
 
 * a **gate** per (base URL, project, model, cap): the requests in flight and the
   adaptive concurrency limit, handing out leases (:class:`LocalGate`);
@@ -10,7 +10,9 @@ implementation here (and a Redis one for fleets of processes):
 * a **ledger** per budget: spend and reservations (:class:`LocalLedger`).
 
 The policies decide (*when* to take a slot, what counts as a failure); the state keeps
-the numbers and updates them atomically.  Every operation has an async twin (``a`` +
+the numbers and updates them atomically.  A :class:`State` hands out the gates,
+circuits and ledgers: :data:`LOCAL` for this process, or a fleet's state, which the
+policies cannot tell apart.  Every operation has an async twin (``a`` +
 name) so that a state that does I/O never blocks an event loop; in-process ones just
 take a lock that is never held across I/O.
 
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import os
 import threading
 import time
@@ -29,7 +32,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
-from typing import Literal, Protocol, TypeVar
+from typing import Literal, NamedTuple, Protocol, TypeVar
 
 from langchain_wandb_inference.policies._pipeline import Finalizer, Usage
 
@@ -42,6 +45,9 @@ the concurrency limit (someone not reading a stream must not block other calls).
 STALL_AFTER = 30.0
 """A request waits for a slot at most this long while no request of the gate finishes or
 delivers anything; then it is sent anyway (no call waits forever)."""
+CONTENDED_FOR = 60.0
+"""A gate is *contended* while requests wait for a slot, and this many seconds after the
+last one had to: more work than slots, so a 429 is the load's, not a lone request's."""
 
 
 # --------------------------------------------------------------------------------------
@@ -49,14 +55,23 @@ delivers anything; then it is sent anyway (no call waits forever)."""
 # --------------------------------------------------------------------------------------
 
 
+class Others(NamedTuple):
+    """Who else the gate served when a slot was given back: what a 429 is weighed by."""
+
+    in_flight: int
+    """Other requests still in flight (not counting those the release let in)."""
+    contended: bool
+    """Whether requests wait for a slot, or did within :data:`CONTENDED_FOR`."""
+
+
 class Lease(Finalizer, Protocol):
     """A concurrency slot, held from sending until the answer is consumed (``finish``)."""
 
-    def release(self, *, congested: bool, succeeded: bool) -> int:
-        """Give the slot back; returns how many others are still in flight."""
+    def release(self, *, congested: bool, succeeded: bool) -> Others:
+        """Give the slot back; returns who else is in flight, and whether there is contention."""
         ...
 
-    async def arelease(self, *, congested: bool, succeeded: bool) -> int:
+    async def arelease(self, *, congested: bool, succeeded: bool) -> Others:
         """Async twin of :meth:`release`."""
         ...
 
@@ -158,8 +173,28 @@ class Ledger(Protocol):
         """Async twin of :meth:`settle`."""
         ...
 
+    def add(self, cost: float) -> float:
+        """Add spend with no reservation (usage obtained outside the pipeline)."""
+        ...
+
     def view(self) -> LedgerView:
         """The numbers now."""
+        ...
+
+
+class State(Protocol):
+    """Where the policies find their gates, circuits and ledgers."""
+
+    def gate(self, key: Hashable, initial_limit: int, probe_every: int, cap: int | None) -> Gate:
+        """The gate for ``key`` (base URL, project, model, cap), made on first use."""
+        ...
+
+    def circuit(self, key: Hashable) -> Circuit:
+        """The circuit for ``key`` (base URL, model)."""
+        ...
+
+    def ledger(self, name: str, local: LocalLedger) -> Ledger:
+        """The ledger of the budget called ``name``, whose in-process ledger is ``local``."""
         ...
 
 
@@ -171,7 +206,7 @@ class Ledger(Protocol):
 _threads = threading.local()
 
 
-def _owner() -> Hashable:
+def current_owner() -> Hashable:
     """Who is asking for a slot: this thread, and this asyncio task if any.
 
     A thread is named by an object only it holds (thread idents are reused as soon as a
@@ -187,22 +222,19 @@ def _owner() -> Hashable:
     return token, task
 
 
-class _LocalLease:
-    """A slot of a :class:`LocalGate`; released once, by ``finish`` or ``release``."""
+class Reading:
+    """Whether a lease's stream is being read: what makes it idle (see :data:`IDLE_AFTER`)."""
 
-    def __init__(self, gate: LocalGate, owner: Hashable) -> None:
-        self.gate = gate
+    def __init__(self, owner: Hashable) -> None:
         self.owner = owner
         self.reading = True
         self.delivered_at: float | None = None
-        self.released = False
 
     def progress(self, reading: bool) -> None:
-        """Note whether the reader is waiting for more (see :data:`IDLE_AFTER`)."""
+        """Note whether the reader is waiting for more (``False``: a chunk was handed over)."""
         self.reading = reading
         if not reading:
             self.delivered_at = time.monotonic()
-        self.gate.touched()
 
     def idle(self, now: float) -> bool:
         """Whether nobody has asked this stream for more for :data:`IDLE_AFTER`."""
@@ -212,11 +244,29 @@ class _LocalLease:
             and now - self.delivered_at >= IDLE_AFTER
         )
 
-    def release(self, *, congested: bool, succeeded: bool) -> int:
-        """Give the slot back (idempotent); returns how many others are in flight."""
+    def idle_at(self) -> float | None:
+        """When the stream goes idle unless its reader asks for more (``None``: not soon)."""
+        return None if self.delivered_at is None else self.delivered_at + IDLE_AFTER
+
+
+class _LocalLease(Reading):
+    """A slot of a :class:`LocalGate`; released once, by ``finish`` or ``release``."""
+
+    def __init__(self, gate: LocalGate, owner: Hashable) -> None:
+        super().__init__(owner)
+        self.gate = gate
+        self.released = False
+
+    def progress(self, reading: bool) -> None:
+        """Note the reader's progress; the gate is making progress too."""
+        super().progress(reading)
+        self.gate.touched()
+
+    def release(self, *, congested: bool, succeeded: bool) -> Others:
+        """Give the slot back (idempotent); returns who else is in flight, and contention."""
         return self.gate.release(self, congested=congested, succeeded=succeeded)
 
-    async def arelease(self, *, congested: bool, succeeded: bool) -> int:
+    async def arelease(self, *, congested: bool, succeeded: bool) -> Others:
         """Async twin of :meth:`release`."""
         return self.release(congested=congested, succeeded=succeeded)
 
@@ -277,6 +327,7 @@ class LocalGate:
         self._leases: list[_LocalLease] = []
         self._waiters: deque[_Waiter] = deque()
         self._progress_at = time.monotonic()
+        self._queued_at = -math.inf
 
     @property
     def in_flight(self) -> int:
@@ -301,7 +352,7 @@ class LocalGate:
         429 has already waited its turn once).
         """
         end = None if timeout is None else time.monotonic() + timeout
-        waiter = self._enter_or_queue(_owner(), None, front)
+        waiter = self._enter_or_queue(current_owner(), None, front)
         if isinstance(waiter, _LocalLease):
             return waiter
         while True:
@@ -314,7 +365,7 @@ class LocalGate:
     async def aacquire(self, timeout: float | None, front: bool = False) -> _LocalLease | None:
         """Await a slot without blocking the loop; ``None`` if ``timeout`` passed first."""
         end = None if timeout is None else time.monotonic() + timeout
-        waiter = self._enter_or_queue(_owner(), asyncio.get_running_loop(), front)
+        waiter = self._enter_or_queue(current_owner(), asyncio.get_running_loop(), front)
         if isinstance(waiter, _LocalLease):
             return waiter
         try:
@@ -340,6 +391,7 @@ class LocalGate:
             if held or ((front or not self._waiters) and self._active(now) < self.capacity()):
                 return self._grant(owner)
             waiter = _Waiter(owner, loop)
+            self._queued_at = now
             if front:
                 self._waiters.appendleft(waiter)
             else:
@@ -375,7 +427,7 @@ class LocalGate:
         now = time.monotonic()
         with self._lock:
             due = [self._progress_at + STALL_AFTER, now + IDLE_AFTER]
-            due += [x.delivered_at + IDLE_AFTER for x in self._leases if x.delivered_at]
+            due += [at for x in self._leases if (at := x.idle_at()) is not None]
         if end is not None:
             due.append(end)
         return max(0.001, min(due) - now)
@@ -402,15 +454,17 @@ class LocalGate:
 
     # -- giving it back ---------------------------------------------------------------
 
-    def release(self, lease: _LocalLease, *, congested: bool, succeeded: bool) -> int:
+    def release(self, lease: _LocalLease, *, congested: bool, succeeded: bool) -> Others:
         """Give a slot back, adapt the limit, and hand freed slots to waiters.
 
-        Returns how many other requests of this process are still in flight.
+        Returns how many other requests of this process are still in flight, and whether
+        the gate is contended.
         """
         with self._lock:
             if lease.released:
-                return len(self._leases)
+                return Others(len(self._leases), self._contended())
             lease.released = True
+            contended = self._contended()
             self._leases.remove(lease)
             now = self._progress_at = time.monotonic()
             if congested:
@@ -419,10 +473,13 @@ class LocalGate:
             elif succeeded and (self._waiters or len(self._leases) + 1 >= self.capacity()):
                 self._grow()
             granted = self._promote(now)
-            others = len(self._leases) - len(granted)
+            others = Others(len(self._leases) - len(granted), contended)
         for waiter in granted:
             waiter.wake()
         return others
+
+    def _contended(self) -> bool:
+        return bool(self._waiters) or time.monotonic() - self._queued_at < CONTENDED_FOR
 
     def _grow(self) -> None:
         if self.cap is not None and self.limit >= self.cap:
@@ -618,19 +675,25 @@ class _Registry(dict[K, V]):
 
 
 class LocalState:
-    """Gates and circuits shared by every ``ChatWBInference`` of this process."""
+    """Gates and circuits shared by every ``ChatWBInference`` of this process (a :class:`State`)."""
 
     def __init__(self) -> None:
         self._gates: _Registry[Hashable, LocalGate] = _Registry()
         self._circuits: _Registry[Hashable, LocalCircuit] = _Registry()
 
-    def gate(self, key: Hashable, initial_limit: int, probe_every: int, cap: int | None) -> Gate:
+    def gate(
+        self, key: Hashable, initial_limit: int, probe_every: int, cap: int | None
+    ) -> LocalGate:
         """The gate for ``key``, created with these settings on first use."""
         return self._gates.get_or_make(key, lambda: LocalGate(initial_limit, probe_every, cap))
 
-    def circuit(self, key: Hashable) -> Circuit:
+    def circuit(self, key: Hashable) -> LocalCircuit:
         """The circuit for ``key``."""
         return self._circuits.get_or_make(key, LocalCircuit)
+
+    def ledger(self, name: str, local: LocalLedger) -> LocalLedger:
+        """In-process, every budget counts in its own ledger, named or not."""
+        return local
 
     def reset(self) -> None:
         """Forget every gate and circuit (tests; a forked child)."""

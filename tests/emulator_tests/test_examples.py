@@ -14,6 +14,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -25,6 +26,7 @@ import pytest
 from langchain_core.language_models import FakeListChatModel
 
 from langchain_wandb_inference.testing import Emulator, SyntheticBackend
+from langchain_wandb_inference.testing.redis_server import HINT as REDIS_HINT
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = ROOT / "examples"
@@ -416,3 +418,43 @@ def test_lora_rejects_a_malformed_artifact(capsys: pytest.CaptureFixture[str]) -
         load("lora").main(["--artifact", "my-lora"])
     assert exit_info.value.code == 2
     assert "expected team/project/name:version" in capsys.readouterr().err
+
+
+# --- fleet -----------------------------------------------------------------------------------
+
+
+@pytest.mark.skipif(shutil.which("redis-server") is None, reason=REDIS_HINT)
+def test_fleet_shares_one_limit_across_worker_processes() -> None:
+    # a script run: its worker processes are spawned, and import it as their __main__
+    proc = subprocess.run(
+        [sys.executable, "-c", _AUDITED_RUN, str(EXAMPLES / "fleet.py")],
+        env=env_without_key(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert SYNTHETIC_BANNER in proc.stdout
+    assert "Coordination: a local redis-server on 127.0.0.1:" in proc.stdout
+    for worker in range(4):
+        assert f"worker {worker}: 6 answered, 0 failed, $0.0000" in proc.stdout
+    assert "24 of 24 questions answered by 4 worker processes" in proc.stdout
+    assert "most in flight at once: 4;" in proc.stdout
+    hosts = re.search(r"HOSTS \[(.*)\]", proc.stderr)
+    assert hosts and set(re.findall(r"'([^']*)'", hosts[1])) <= LOOPBACK, proc.stderr
+
+
+def test_fleet_without_redis_says_how_to_get_it(tmp_path: Path) -> None:
+    env = {**env_without_key(), "PATH": str(tmp_path)}  # no redis-server on it
+    proc = subprocess.run(
+        [sys.executable, "examples/fleet.py"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert "Fleet mode needs Redis, and there is none" in proc.stdout
+    assert "apt-get install -y redis-server" in proc.stdout
+    assert "Skipping." in proc.stdout

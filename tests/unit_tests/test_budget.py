@@ -23,6 +23,7 @@ from langchain_wandb_inference.policies._budget import (
     expected_output_tokens,
 )
 from langchain_wandb_inference.policies._pipeline import Call, Notify, arun, compose, run
+from langchain_wandb_inference.policies._state import LOCAL
 
 URL = "https://api.inference.wandb.ai/v1"
 LLAMA = "meta-llama/Llama-3.1-8B-Instruct"  # 0.22 / 0.22 USD per 1M tokens
@@ -46,7 +47,7 @@ def call_once(
 ) -> Any:
     """One call through the pipeline, finished the way the chat model finishes it."""
     call = Call(model=model, base_url=URL)
-    guard = BudgetGuard(budget, prompt_tokens, max_tokens)
+    guard = BudgetGuard(budget, LOCAL, prompt_tokens, max_tokens)
     result, finish = run(compose([guard])(call), send, ignore)
     finish(model, usage)
     return result
@@ -168,7 +169,7 @@ def test_failed_calls_release_their_reservation() -> None:
 def test_closed_plan_releases_its_reservation() -> None:
     """An abandoned plan (GeneratorExit at the pending send) gives its floor back."""
     budget = Budget(1.0)
-    plan = compose([BudgetGuard(budget, 500, 500)])(Call(model=LLAMA, base_url=URL))
+    plan = compose([BudgetGuard(budget, LOCAL, 500, 500)])(Call(model=LLAMA, base_url=URL))
     reserve = next(plan)
     assert plan.send(reserve.run()).__class__.__name__ == "Send"
     assert budget.reserved_usd == pytest.approx(FLOOR_1K)
@@ -190,7 +191,7 @@ async def test_cancelled_async_call_releases_its_reservation() -> None:
     async def notify(_: Notify) -> None:
         pass
 
-    plan = compose([BudgetGuard(budget, 500, 500)])(Call(model=LLAMA, base_url=URL))
+    plan = compose([BudgetGuard(budget, LOCAL, 500, 500)])(Call(model=LLAMA, base_url=URL))
     task = asyncio.create_task(arun(plan, send, notify))
     await in_flight.wait()
     assert budget.reserved_usd == pytest.approx(FLOOR_1K)
@@ -244,7 +245,7 @@ def test_unpriced_fallback_answer_keeps_the_requested_models_floor() -> None:
     """Asked of a priced model, answered by one without a price: the floor stands."""
     budget = Budget(1.0)
     call = Call(model=LLAMA, base_url=URL)
-    _, finish = run(compose([BudgetGuard(budget, 500, 500)])(call), lambda c: "ok", ignore)
+    _, finish = run(compose([BudgetGuard(budget, LOCAL, 500, 500)])(call), lambda c: "ok", ignore)
     finish(UNPRICED, {"input_tokens": 1_000, "output_tokens": 500})
     assert budget.spent_usd == pytest.approx(FLOOR_1K)
     assert budget.reserved_usd == 0

@@ -510,7 +510,7 @@ def test_gate_congestion_drops_the_limit_and_leaves_slow_start() -> None:
     gate = LocalGate(initial_limit=3, probe_every=4)
     leases = [acquire_elsewhere(gate) for _ in range(3)]
     assert all(leases)
-    assert leases[0].release(congested=True, succeeded=False) == 2
+    assert leases[0].release(congested=True, succeeded=False) == (2, False)
     assert gate.capacity() == 2
     assert not gate.slow_start
 
@@ -703,6 +703,95 @@ def test_429_with_nothing_else_in_flight_goes_to_the_retry_policy() -> None:
     driver = Driver({"m": [busy, "answer"]})
     assert driver.run([FAST, limiter()], model="m") == "answer"
     assert driver.sleeps == [1.0]
+
+
+def contend(gate: LocalGate) -> None:
+    """Leave ``gate`` contended but empty: one request had to queue behind others."""
+    holders = [acquire_elsewhere(gate, None) for _ in range(gate.capacity())]
+    queued = threading.Thread(
+        target=lambda: gate.acquire(10).release(congested=False, succeeded=True)  # type: ignore[union-attr]
+    )
+    queued.start()
+    while not gate._waiters:  # queued, however slow the machine
+        time.sleep(0.001)
+    for holder in holders:
+        holder.release(congested=False, succeeded=False)
+    queued.join(10)
+    assert gate.in_flight == 0 and not gate._waiters
+
+
+def test_gate_reports_contention() -> None:
+    gate = LocalGate(initial_limit=1, probe_every=4, cap=1)
+    assert acquire_elsewhere(gate).release(congested=True, succeeded=False) == (0, False)
+    contend(gate)
+    assert acquire_elsewhere(gate).release(congested=True, succeeded=False) == (0, True)
+
+
+def test_gate_contention_is_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_state, "CONTENDED_FOR", 0.0)
+    gate = LocalGate(initial_limit=1, probe_every=4, cap=1)
+    contend(gate)
+    assert acquire_elsewhere(gate).release(congested=True, succeeded=False) == (0, False)
+
+
+def test_429_under_contention_backs_off_and_keeps_its_attempt() -> None:
+    """Nobody of ours in flight, but requests queued lately: someone else holds the slots."""
+    policy = limiter()
+    gate = policy.gate(Call(model="m", base_url=URL))
+    assert isinstance(gate, LocalGate)
+    contend(gate)
+    busy = lambda: status_error(429, CONCURRENCY)  # noqa: E731
+    driver = Driver({"m": [busy, busy, "answer"]})
+    assert driver.run([FAST, policy], model="m") == "answer"
+    assert driver.sends == ["m", "m", "m"]
+    assert [e.name for e in driver.events] == []  # no retry attempt was spent
+    bounds = [concurrency.BACKOFF, 2 * concurrency.BACKOFF]
+    assert len(driver.sleeps) == 2
+    assert all(0 <= slept <= bound for slept, bound in zip(driver.sleeps, bounds, strict=True))
+
+
+def test_patience_is_bounded_by_returns(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(concurrency, "REQUEUES", 2)
+    policy = limiter()
+    gate = policy.gate(Call(model="m", base_url=URL))
+    assert isinstance(gate, LocalGate)
+    contend(gate)
+    driver = Driver({"m": [lambda: status_error(429, CONCURRENCY)]})
+    with pytest.raises(errors.WBConcurrencyLimitError):
+        driver.run([FAST, policy], model="m")
+    assert driver.sends == ["m"] * 3 * 3  # 3 attempts, each sent back to the queue twice
+    assert [e.name for e in driver.events] == ["retry", "retry"]
+
+
+def test_patience_is_bounded_by_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(concurrency, "PATIENCE", 0.0)
+    policy = limiter()
+    gate = policy.gate(Call(model="m", base_url=URL))
+    assert isinstance(gate, LocalGate)
+    contend(gate)
+    driver = Driver({"m": [lambda: status_error(429, CONCURRENCY), "answer"]})
+    assert driver.run([FAST, policy], model="m") == "answer"
+    assert driver.sleeps == [1.0]  # the retry policy's backoff: patience was used up
+
+
+def test_patience_never_overruns_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(concurrency, "BACKOFF", 100.0)
+    monkeypatch.setattr(concurrency, "MAX_BACKOFF", 100.0)
+    monkeypatch.setattr(concurrency, "PATIENCE", 1000.0)
+    monkeypatch.setattr(concurrency.random, "uniform", lambda low, high: high)
+    policy = limiter()
+    gate = policy.gate(Call(model="m", base_url=URL))
+    assert isinstance(gate, LocalGate)
+    contend(gate)
+    driver = Driver({"m": [lambda: status_error(429, CONCURRENCY), "answer"]})
+    assert driver.run([policy], model="m") == "answer"
+    assert driver.sleeps == [100.0]  # without a deadline: the backoff
+    driver.sleeps.clear()
+    contend(gate)
+    driver = Driver({"m": [lambda: status_error(429, CONCURRENCY), "answer"]})
+    with pytest.raises(errors.WBConcurrencyLimitError):
+        driver.run([policy], model="m", deadline=time.monotonic() + 30)
+    assert driver.sleeps == []  # a 100 s backoff does not fit in 30 s: the 429 is raised
 
 
 def test_state_is_fresh_after_fork() -> None:

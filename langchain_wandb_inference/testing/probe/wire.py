@@ -25,6 +25,7 @@ from langchain_wandb_inference._version import __version__
 from langchain_wandb_inference.policies import Budget
 from langchain_wandb_inference.policies import _pipeline as pipeline
 from langchain_wandb_inference.policies._budget import BudgetGuard
+from langchain_wandb_inference.policies._state import LOCAL
 from langchain_wandb_inference.testing.emulator import Emulator
 from langchain_wandb_inference.usage import rough_tokens
 
@@ -268,7 +269,7 @@ class Wire:
         if not priced:
             return send()
         tokens = prompt_tokens or rough_tokens(json.dumps(body["messages"]))
-        guard = BudgetGuard(self.budget, tokens, body.get("max_tokens"))
+        guard = BudgetGuard(self.budget, LOCAL, tokens, body.get("max_tokens"))
         call = pipeline.Call(model=model, base_url=self.service.base_url)
         exchange: Exchange
         exchange, finish = pipeline.run(pipeline.compose([guard])(call), send, lambda _: None)
