@@ -6,7 +6,6 @@ import hashlib
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, fields
 from typing import Any, Literal
 
@@ -527,12 +526,11 @@ class ChatWBInference(BaseChatOpenAI):
         streamed = [bool(self.streaming or kwargs.pop("stream", False))]
 
         def send(attempt: Call) -> ChatResult:
-            args = _for_attempt(kwargs, attempt)
             with _expecting(call, attempt, stream=streamed[0]):
                 try:
                     if streamed[0]:
                         chunks = super(ChatWBInference, self)._stream(
-                            messages, stop, run_manager, **args
+                            messages, stop, run_manager, **_for_attempt(kwargs, attempt)
                         )
                         return generate_from_stream(chunks)
                     return self._generate_once(messages, stop, run_manager, kwargs, attempt)
@@ -575,12 +573,11 @@ class ChatWBInference(BaseChatOpenAI):
         streamed = [bool(self.streaming or kwargs.pop("stream", False))]
 
         async def send(attempt: Call) -> ChatResult:
-            args = _for_attempt(kwargs, attempt)
             with _expecting(call, attempt, stream=streamed[0]):
                 try:
                     if streamed[0]:
                         chunks = super(ChatWBInference, self)._astream(
-                            messages, stop, run_manager, **args
+                            messages, stop, run_manager, **_for_attempt(kwargs, attempt)
                         )
                         return await agenerate_from_stream(chunks)
                     return await self._agenerate_once(messages, stop, run_manager, kwargs, attempt)
@@ -728,15 +725,20 @@ def _joined(listed: Sequence[Any]) -> list[ListedModel]:
     return [ListedModel(m.id, model_info(m.id)) for m in listed]
 
 
-@contextmanager
-def _expecting(call: Call, attempt: Call, *, stream: bool) -> Iterator[None]:
-    """Tell the response guard (``_wire``) what this attempt's answer must be."""
-    expect = _wire.Expect(stream, attempt.model, call.project, call.deadline)
-    token = _wire.EXPECT.set(expect)
-    try:
-        yield
-    finally:
-        _wire.EXPECT.reset(token)
+class _expecting:
+    """Tell the response guard (``_wire``) what this attempt's answer must be.
+
+    A class, not ``@contextmanager``: it wraps every request.
+    """
+
+    def __init__(self, call: Call, attempt: Call, *, stream: bool) -> None:
+        self.expect = _wire.Expect(stream, attempt.model, call.project, call.deadline)
+
+    def __enter__(self) -> None:
+        self.token = _wire.EXPECT.set(self.expect)
+
+    def __exit__(self, *exc_info: object) -> None:
+        _wire.EXPECT.reset(self.token)
 
 
 def _for_attempt(kwargs: Mapping[str, Any], attempt: Call) -> dict[str, Any]:

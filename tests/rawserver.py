@@ -70,6 +70,7 @@ class RawServer:
 
     def __post_init__(self) -> None:
         self._sock = socket.create_server(("127.0.0.1", 0))
+        self._sock.settimeout(0.05)  # here, not in the thread: the test may close it first
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._served = 0
 
@@ -78,7 +79,6 @@ class RawServer:
         return f"http://127.0.0.1:{self._sock.getsockname()[1]}/v1"
 
     def _serve(self) -> None:
-        self._sock.settimeout(0.05)
         while not self._stop.is_set():
             try:
                 conn, _ = self._sock.accept()

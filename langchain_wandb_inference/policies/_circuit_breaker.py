@@ -23,6 +23,7 @@ the whole fleet.
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
 from dataclasses import dataclass
@@ -75,9 +76,9 @@ class CircuitBreaker:
                 )
                 raise ValueError(msg)
 
-    @property
+    @functools.cached_property
     def settings(self) -> BreakerSettings:
-        """What the shared circuit needs to know."""
+        """What the shared circuit needs to know (made once: it is read on every call)."""
         return BreakerSettings(
             self.failure_rate, self.minimum_calls, self.window, self.cooldown, self.probes
         )

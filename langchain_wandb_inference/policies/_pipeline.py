@@ -30,8 +30,7 @@ import itertools
 import os
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Generator, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Generator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, Generic, Protocol, TypeVar
@@ -127,26 +126,33 @@ class Sleep:
         await asyncio.sleep(self.seconds)
 
 
-@dataclass(frozen=True)
 class Io(Generic[T]):
-    """Read or update shared state (in-process, or a coordination server)."""
+    """Read or update shared state (in-process, or a coordination server).
 
-    sync: Callable[[], T]
-    async_: Callable[[], Awaitable[T]]
+    ``target.<method>(*args, **kwargs)``, or ``await target.a<method>(...)`` on async
+    paths.  Every call makes a few of these: it is a plain class, not a dataclass, and
+    looks its method up only when run.
+    """
+
+    __slots__ = ("args", "kwargs", "method", "target")
+
+    def __init__(self, target: Any, method: str, args: tuple[Any, ...], kwargs: dict[str, Any]):
+        self.target, self.method, self.args, self.kwargs = target, method, args, kwargs
 
     def run(self) -> T:
         """Call the blocking twin."""
-        return self.sync()
+        result: T = getattr(self.target, self.method)(*self.args, **self.kwargs)
+        return result
 
     async def arun(self) -> T:
         """Await the async twin."""
-        return await self.async_()
+        result: T = await getattr(self.target, "a" + self.method)(*self.args, **self.kwargs)
+        return result
 
 
 def io(target: Any, method: str, *args: Any, **kwargs: Any) -> Io[Any]:
     """The effect of ``target.<method>(...)``, or ``await target.a<method>(...)``."""
-    sync, async_ = getattr(target, method), getattr(target, "a" + method)
-    return Io(partial(sync, *args, **kwargs), partial(async_, *args, **kwargs))
+    return Io(target, method, args, kwargs)
 
 
 @dataclass(frozen=True)
@@ -269,35 +275,36 @@ def compose(policies: Sequence[Policy]) -> Step:
 
 
 class _Stepper:
-    """Resumes a plan with the last effect's reply, or throws the effect's error into it."""
+    """Resumes a plan with the last effect's reply, or throws the effect's error into it.
+
+    Each method returns the plan's next effect, or ``None`` once it returned (its value
+    is then ``value``); :class:`Defer` effects are kept in ``finish`` on the way.
+    """
 
     def __init__(self, plan: Plan[Any]) -> None:
         self.plan = plan
-        self.reply: Any = None
-        self.error: BaseException | None = None
         self.value: Any = None
         self.finish = Finish()
 
-    def advance(self) -> Any:
-        """The plan's next effect, or ``None`` once it returned (its value is ``value``)."""
+    def send(self, reply: Any = None) -> Any:
+        """Resume the plan with ``reply`` (``None`` starts it)."""
+        return self._next(self.plan.send, reply)
+
+    def throw(self, error: BaseException) -> Any:
+        """Raise ``error`` inside the plan, where the effect was yielded."""
+        return self._next(self.plan.throw, error)
+
+    def _next(self, resume: Callable[[Any], Any], argument: Any) -> Any:
         while True:
-            reply, error, self.reply, self.error = self.reply, self.error, None, None
             try:
-                effect = self.plan.throw(error) if error is not None else self.plan.send(reply)
+                effect = resume(argument)
             except StopIteration as done:
                 self.value = done.value
                 return None
             if not isinstance(effect, Defer):
                 return effect
             self.finish.add(effect.finalizer)
-
-    @contextmanager
-    def capture(self) -> Iterator[None]:
-        """Hand whatever the effect raises back to the plan (which re-raises it)."""
-        try:
-            yield
-        except BaseException as exc:
-            self.error = exc
+            resume, argument = self.plan.send, None
 
 
 def run(
@@ -305,14 +312,19 @@ def run(
 ) -> tuple[T, Finish]:
     """Drive a plan with blocking effects (invoke, stream, batch)."""
     stepper = _Stepper(plan)
-    while (effect := stepper.advance()) is not None:
-        with stepper.capture():
+    effect = stepper.send()
+    while effect is not None:
+        try:
             if isinstance(effect, Send):
-                stepper.reply = send(effect.call)
+                reply = send(effect.call)
             elif isinstance(effect, Notify):
-                notify(effect)
+                reply = notify(effect)
             else:
-                stepper.reply = effect.run()
+                reply = effect.run()
+        except BaseException as exc:  # the plan decides: handle it, or re-raise it
+            effect = stepper.throw(exc)
+        else:
+            effect = stepper.send(reply)
     return stepper.value, stepper.finish
 
 
@@ -323,12 +335,17 @@ async def arun(
 ) -> tuple[T, Finish]:
     """Drive the same plan without blocking the event loop (ainvoke, astream, abatch)."""
     stepper = _Stepper(plan)
-    while (effect := stepper.advance()) is not None:
-        with stepper.capture():
+    effect = stepper.send()
+    while effect is not None:
+        try:
             if isinstance(effect, Send):
-                stepper.reply = await send(effect.call)
+                reply = await send(effect.call)
             elif isinstance(effect, Notify):
-                await notify(effect)
+                reply = await notify(effect)
             else:
-                stepper.reply = await effect.arun()
+                reply = await effect.arun()
+        except BaseException as exc:
+            effect = stepper.throw(exc)
+        else:
+            effect = stepper.send(reply)
     return stepper.value, stepper.finish

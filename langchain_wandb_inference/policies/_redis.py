@@ -70,7 +70,7 @@ from redis.retry import Retry
 
 from langchain_wandb_inference._redact import Scrubber
 from langchain_wandb_inference.policies import _lua, _state
-from langchain_wandb_inference.policies._pipeline import Io, Plan, Usage, _Stepper, io
+from langchain_wandb_inference.policies._pipeline import Io, Plan, Usage, arun, io, run
 from langchain_wandb_inference.policies._state import (
     Admission,
     BreakerSettings,
@@ -119,21 +119,18 @@ def _ms(seconds: float) -> int:
 
 
 def _blocking(plan: Plan[T]) -> T:
-    """Run a plan of Redis effects with blocking calls (``_pipeline``'s effects)."""
-    stepper = _Stepper(plan)
-    while (effect := stepper.advance()) is not None:
-        with stepper.capture():
-            stepper.reply = effect.run()
-    return stepper.value  # type: ignore[no-any-return]
+    """Run a plan of Redis effects (``Io`` only) with blocking calls."""
+    return run(plan, _no_request, _no_request)[0]
 
 
 async def _awaiting(plan: Plan[T]) -> T:
     """Run the same plan without blocking the event loop."""
-    stepper = _Stepper(plan)
-    while (effect := stepper.advance()) is not None:
-        with stepper.capture():
-            stepper.reply = await effect.arun()
-    return stepper.value  # type: ignore[no-any-return]
+    return (await arun(plan, _no_request, _no_request))[0]
+
+
+def _no_request(effect: Any) -> Any:
+    msg = f"a shared-state plan yields only Io effects, not {effect!r}"
+    raise TypeError(msg)
 
 
 # --------------------------------------------------------------------------------------

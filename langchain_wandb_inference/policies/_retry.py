@@ -78,11 +78,12 @@ class RetryPolicy:
 
     def handle(self, call: Call, proceed: Step) -> Plan[Any]:
         """Run ``proceed`` until it succeeds, fails for good, or time runs out."""
-        state = tenacity.RetryCallState(self._retrying, None, (), {})
+        state: tenacity.RetryCallState | None = None  # made on the first failure only
         while True:
             try:
                 return (yield from proceed(call))
             except WBInferenceError as exc:
+                state = state or tenacity.RetryCallState(self._retrying, None, (), {})
                 delay = self._next_delay(state, call, exc)
                 if delay is None:
                     raise

@@ -215,11 +215,8 @@ def current_owner() -> Hashable:
     token = getattr(_threads, "token", None)
     if token is None:
         token = _threads.token = object()
-    try:
-        task = asyncio.current_task()
-    except RuntimeError:  # no running loop
-        task = None
-    return token, task
+    loop = asyncio._get_running_loop()  # None outside a loop (no exception raised per call)
+    return token, None if loop is None else asyncio.current_task(loop)
 
 
 class Reading:
@@ -516,6 +513,8 @@ class LocalCircuit:
     """
 
     entries: deque[_Entry] = field(default_factory=deque)
+    failures: int = 0
+    """How many of ``entries`` failed (kept as they change, not counted per call)."""
     opened_at: float | None = None
     probes: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -554,16 +553,14 @@ class LocalCircuit:
             failed = outcome == "failure"
             if self.opened_at is not None:
                 if not failed and admission.kind != "closed":  # healthy again
-                    self.opened_at, self.probes = None, 0
+                    self.opened_at, self.probes, self.failures = None, 0, 0
                     self.entries.clear()
                 elif failed and admission.kind == "probe":
                     self.opened_at = time.monotonic()  # another cooldown
                 return
             self._note(settings, call_id, fingerprint, failed)
-            failures = sum(e.failed for e in self.entries)
-            if len(
-                self.entries
-            ) >= settings.minimum_calls and failures >= settings.failure_rate * len(self.entries):
+            calls = len(self.entries)
+            if calls >= settings.minimum_calls and self.failures >= settings.failure_rate * calls:
                 self.opened_at = time.monotonic()
 
     async def arecord(
@@ -582,16 +579,16 @@ class LocalCircuit:
     ) -> None:
         """Update the call's entry (or the same request's failure), else add one."""
         for entry in self.entries:
-            same_call = entry.call_id == call_id
-            repeat = (
-                failed and entry.failed and bool(fingerprint) and entry.fingerprint == fingerprint
-            )
-            if same_call or repeat:
+            if entry.call_id == call_id or (  # the same call, or the same request failing
+                failed and entry.failed and fingerprint and entry.fingerprint == fingerprint
+            ):
+                self.failures += failed - entry.failed
                 entry.failed, entry.call_id = failed, call_id
                 return
         self.entries.append(_Entry(call_id, fingerprint, failed))
+        self.failures += failed
         while len(self.entries) > settings.window:
-            self.entries.popleft()
+            self.failures -= self.entries.popleft().failed
 
 
 # --------------------------------------------------------------------------------------
@@ -667,6 +664,9 @@ class _Registry(dict[K, V]):
         self.lock = threading.Lock()
 
     def get_or_make(self, key: K, make: Callable[[], V]) -> V:
+        value = self.get(key)  # a dict read is atomic: no lock once it exists (every call)
+        if value is not None:
+            return value
         with self.lock:
             value = self.get(key)
             if value is None:
