@@ -318,7 +318,8 @@ def run(
             if isinstance(effect, Send):
                 reply = send(effect.call)
             elif isinstance(effect, Notify):
-                reply = notify(effect)
+                notify(effect)
+                reply = None
             else:
                 reply = effect.run()
         except BaseException as exc:  # the plan decides: handle it, or re-raise it
@@ -341,7 +342,8 @@ async def arun(
             if isinstance(effect, Send):
                 reply = await send(effect.call)
             elif isinstance(effect, Notify):
-                reply = await notify(effect)
+                await notify(effect)
+                reply = None
             else:
                 reply = await effect.arun()
         except BaseException as exc:
