@@ -5,7 +5,7 @@ Why not langchain-openai's cached default clients:
 * **Event loops.**  Its shared async client keeps keep-alive connections that belong to
   the event loop that opened them, so the next ``asyncio.run(llm.ainvoke(...))`` trips
   over them with "Event loop is closed".  Here each running loop gets its own pool; the
-  pools of closed loops are dropped at the next request.
+  pools of closed loops are dropped when the next new loop gets its pool.
 * **fork().**  A pooled connection opened before ``fork()`` (multiprocessing's default on
   Linux, gunicorn and Celery prefork) is shared by parent and child, which then read
   each other's answers.  Here every process gets its own pool: the child never touches
@@ -76,6 +76,9 @@ class _PerLoop(httpx2.AsyncBaseTransport):
 
     def _current(self) -> httpx2.AsyncBaseTransport:
         key = (os.getpid(), asyncio.get_running_loop())
+        pool = self._pools.get(key)  # a dict read is atomic: no lock on every request
+        if pool is not None:
+            return pool
         with self._lock:
             for stale in [k for k in self._pools if k[0] != key[0] or k[1].is_closed()]:
                 del self._pools[stale]  # a dead loop's or the parent's connections

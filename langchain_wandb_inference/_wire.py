@@ -41,9 +41,11 @@ import itertools
 import json
 import os
 import socket
+import sys
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+import weakref
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -70,6 +72,7 @@ class Expect:
 
 
 E = TypeVar("E", bound=WBInferenceError)
+T = TypeVar("T")
 EXPECT: ContextVar[Expect | None] = ContextVar("wb_inference_expect", default=None)
 HEADERS = {"Accept-Encoding": "identity"}
 """Sent with every request: the guard reads an answer's bytes as the server sent them."""
@@ -144,7 +147,7 @@ class _Checker:
         self, expect: Expect, response: Any, started: float, read: float | None, *, parse: bool
     ) -> None:
         self.expect = expect
-        self.response = response
+        self._response = weakref.ref(response)  # the response holds us (its stream): no cycle
         self.started = started
         self.read = read
         self.parse = parse
@@ -157,6 +160,11 @@ class _Checker:
         self.resumed_at: float | None = None
         self.paused = False
         self.fields: dict[str, list[str]] = {}
+
+    @property
+    def response(self) -> Any:
+        """The response being read (alive for as long as anyone reads it)."""
+        return self._response()
 
     # -- time ---------------------------------------------------------------------
 
@@ -381,7 +389,7 @@ class _Guarded:
             due = checker.due()
             wait = None if due is None else max(0.0, due - time.monotonic())
             try:
-                data = await asyncio.wait_for(chunks.__anext__(), wait)
+                data = await _within(chunks.__anext__(), wait)
             except StopAsyncIteration:
                 break
             except (asyncio.TimeoutError, TimeoutError) as exc:
@@ -426,6 +434,23 @@ class _Guarded:
         await self.raw.aclose()
 
 
+if sys.version_info >= (3, 11):
+
+    async def _within(step: Awaitable[T], seconds: float | None) -> T:
+        """``await step``, or ``TimeoutError`` after ``seconds`` (``None``: no limit).
+
+        ``asyncio.timeout``, not ``wait_for``: that makes a task per chunk read.
+        """
+        async with asyncio.timeout(seconds):
+            return await step
+
+else:  # pragma: no cover - Python 3.10
+
+    async def _within(step: Awaitable[T], seconds: float | None) -> T:
+        """``await step``, or ``TimeoutError`` after ``seconds`` (``None``: no limit)."""
+        return await asyncio.wait_for(step, seconds)
+
+
 # --------------------------------------------------------------------------------------
 # The watchdog
 # --------------------------------------------------------------------------------------
@@ -443,9 +468,22 @@ class _Alarm:
     cancelled: bool = False
 
     def cancel(self) -> None:
-        """The answer is complete (or abandoned): never fire."""
+        """The answer is complete (or abandoned): never fire.
+
+        The alarm stays in the heap until its time (or a purge): it lets go of the
+        stream and its response now.
+        """
         self.cancelled = True
+        self.due, self.action = _never, _nothing
         WATCHDOG.cancelled()
+
+
+def _never() -> float | None:
+    return None
+
+
+def _nothing() -> None:
+    return None
 
 
 @dataclass

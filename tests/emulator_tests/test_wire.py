@@ -8,8 +8,10 @@ real llama.cpp server (``tests/data/engines``).
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import time
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -356,3 +358,40 @@ def test_context_overflow_in_llamacpp_words_is_typed() -> None:
             make(server).invoke("hi")
         assert "exceeds the available context size" in str(info.value)
         assert len(server.requests) == 1
+
+
+# -- what the guard keeps -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", [p for p in PATHS if p != "astream"])
+def test_an_answer_is_freed_once_read(path: str) -> None:
+    """The guard holds no answer after the call: no reference cycle, nothing in the watchdog.
+
+    It used to keep each response (its request, headers and pool objects) until a
+    garbage collection, or until the watchdog dropped its alarm ``timeout`` seconds later.
+    Not ``astream``: there the SDK's and LangChain's async generators form cycles of
+    their own (``ChatOpenAI``'s too).
+    """
+    responses: list[weakref.ref[Any]] = []
+    body = GOOD_STREAM if path in STREAMED else GOOD_JSON
+    with serving([body, body]) as server:
+        llm = make(server)
+        hooks = llm.root_client._client.event_hooks, llm.root_async_client._client.event_hooks
+
+        def note(response: Any) -> None:
+            responses.append(weakref.ref(response))
+
+        async def anote(response: Any) -> None:
+            note(response)
+
+        for hook_set, hook in zip(hooks, (note, anote), strict=True):
+            hook_set["response"].append(hook)
+        gc.disable()
+        try:
+            assert PATHS[path](llm) == "Hello"
+            assert responses
+            assert all(ref() is None for ref in responses)
+        finally:
+            gc.enable()
+            for hook_set, hook in zip(hooks, (note, anote), strict=True):
+                hook_set["response"].remove(hook)
