@@ -331,7 +331,14 @@ def _start_server(path: Path, *, threads: int, n_ctx: int) -> Any:
     params.use_jinja = True
     params.chat_template = CHAT_TEMPLATE
     params.verbosity = 1  # errors and warnings only; llama.cpp logs every request at 3
-    return xlc.Server(params)
+    params.endpoint_metrics = True  # see below
+    server = xlc.Server(params)
+    # xllamacpp's constructor returns before llama.cpp's task loop has started, and a
+    # Server destroyed in that gap never stops: its terminate() is undone when the loop
+    # starts (a hang in close(), seen on a loaded machine). A metrics task is answered
+    # by that loop only, so once it is, the loop runs and close() can stop it.
+    server.handle_metrics()
+    return server
 
 
 # --- request and answer --------------------------------------------------------------------

@@ -157,7 +157,8 @@ class NamedToolChoice(_Open):
 
 
 def _choice_kind(value: Any) -> str:
-    return "function" if isinstance(value, dict) else "mode"
+    """The union's tag, for validating a raw body and for dumping the validated one."""
+    return "function" if isinstance(value, dict | NamedToolChoice) else "mode"
 
 
 ToolChoice = Annotated[

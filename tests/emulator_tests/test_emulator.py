@@ -854,6 +854,7 @@ def test_tool_call_unicode_arguments(emu: Emulator) -> None:
         ({"type": "function", "function": {"name": "get_weather"}}, "get_weather"),
     ],
 )
+@pytest.mark.filterwarnings("error")  # the validated request dumps without a warning
 def test_forced_tool_choice(emu: Emulator, tool_choice: Any, name: str) -> None:
     result = chat(emu, messages=user("Hello!"), tools=TOOLS, tool_choice=tool_choice)
     assert result["choices"][0]["message"]["tool_calls"][0]["function"]["name"] == name
