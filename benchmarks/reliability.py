@@ -570,8 +570,34 @@ def batch_rows(emu: Emulator, budget: Budget, reps: int) -> list[Row]:
 # --- scenario: per-call overhead -----------------------------------------------------------
 
 
-def overhead_rows(emu: Emulator, budget: Budget, calls: int, block: int = 10) -> list[Row]:
-    """Sequential ``invoke`` on a zero-latency emulator, the clients in alternating blocks.
+def timed_block(llm: Runnable[Any, Any], method: str, n: int) -> list[tuple[float, float]]:
+    """``n`` sequential calls of ``method``: (wall, calling thread's CPU) seconds each.
+
+    ``ainvoke`` calls run one block per trip to the benchmark's event loop, timed inside
+    it, so that handing the block to the loop is not counted.
+    """
+
+    def one() -> tuple[float, float]:
+        start, start_cpu = time.perf_counter(), time.thread_time()
+        llm.invoke(PROMPT)
+        return time.perf_counter() - start, time.thread_time() - start_cpu
+
+    async def block() -> list[tuple[float, float]]:
+        times = []
+        for _ in range(n):
+            start, start_cpu = time.perf_counter(), time.thread_time()
+            await llm.ainvoke(PROMPT)
+            times.append((time.perf_counter() - start, time.thread_time() - start_cpu))
+        return times
+
+    return [one() for _ in range(n)] if method == "invoke" else LOOP.run(block())
+
+
+def overhead_rows(
+    emu: Emulator, budget: Budget, calls: int, method: str = "invoke", block: int = 10
+) -> list[Row]:
+    """Sequential ``invoke`` (or ``ainvoke``) on a zero-latency emulator, the clients in
+    alternating blocks.
 
     The clients take turns in blocks of ``block`` calls (A B B A A B ...), so that drift
     and bursts of load from elsewhere on the machine hit both alike.  The verdict uses
@@ -580,8 +606,8 @@ def overhead_rows(emu: Emulator, budget: Budget, calls: int, block: int = 10) ->
     medians and means are reported beside it, and so is the ratio of the calling
     thread's CPU time per call, which load from other processes barely moves.
     """
-    scenario = f"per-call overhead ({calls} invokes each, 0 ms server)"
-    target = "<= 1.10x ChatOpenAI.invoke (paired median)"
+    scenario = f"per-call overhead ({calls} {method}s each, 0 ms server)"
+    target = f"<= 1.10x ChatOpenAI.{method} (paired median)"
     if budget.left() < 10:
         return [failed_row(scenario, "ChatWBInference", target, "SKIPPED", "run budget spent")]
     fresh(emu)
@@ -595,21 +621,15 @@ def overhead_rows(emu: Emulator, budget: Budget, calls: int, block: int = 10) ->
     def measure() -> None:
         for _ in range(5):  # warm-up: connections, caches, first-call code paths
             for llm in clients.values():
-                for _ in range(block):
-                    llm.invoke(PROMPT)
+                timed_block(llm, method, block)
         gc.collect()
         names = list(clients)
         for index in range(max(1, calls // block)):
             order = names if index % 2 == 0 else names[::-1]
             for name in order:
-                llm = clients[name]
-                times = []
-                for _ in range(block):
-                    start, start_cpu = time.perf_counter(), time.thread_time()
-                    llm.invoke(PROMPT)
-                    times.append(time.perf_counter() - start)
-                    cpu[name].append(time.thread_time() - start_cpu)
-                blocks[name].append(times)
+                times = timed_block(clients[name], method, block)
+                blocks[name].append([wall for wall, _ in times])
+                cpu[name].extend(used for _, used in times)
             emu.reset()  # keep the request log (and its lock) small
 
     try:
@@ -755,7 +775,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     warm_up()
 
     sections: list[tuple[str, Callable[[Emulator], list[Row]], dict[str, Any]]] = [
-        ("overhead", lambda e: overhead_rows(e, budget, calls), {}),  # first: a quiet process
+        (  # first: a quiet process
+            "overhead",
+            lambda e: overhead_rows(e, budget, calls) + overhead_rows(e, budget, calls, "ainvoke"),
+            {},
+        ),
         ("errors", lambda e: error_rows(e, budget, reps), {}),
         ("retries", lambda e: retry_rows(e, budget, reps), {}),
         ("slow", lambda e: slow_rows(e, budget, reps), {}),

@@ -34,6 +34,7 @@ Use :func:`vcr_config` with pytest-recording's ``vcr_config`` fixture, or the
 
 from __future__ import annotations
 
+import inspect
 import json
 import threading
 from collections.abc import Iterable
@@ -193,11 +194,14 @@ MATCHER_NAME = "wb_body"
 
 
 def _canonical(body: Any) -> Any:
-    """A request body with tool-call ids renumbered in order of appearance.
+    """A request body with tool-call ids renumbered, tool descriptions dedented.
 
     Tool-call ids are opaque tokens that callers often mint at random (LangChain's
     few-shot helpers use ``uuid4``); renumbering keeps which call a tool result answers
-    while letting a replay match its recording.  Non-JSON bodies compare as they are.
+    while letting a replay match its recording.  A tool's description is often its
+    function's docstring, which Python 3.13 dedents at compile time and earlier versions
+    keep indented: ``inspect.cleandoc`` makes a cassette recorded on one replay on the
+    other.  Non-JSON bodies compare as they are.
     """
     if isinstance(body, bytes):
         body = body.decode("utf-8", "replace")
@@ -210,6 +214,10 @@ def _canonical(body: Any) -> Any:
     def rename(value: Any) -> Any:
         return ids.setdefault(value, f"id-{len(ids)}") if isinstance(value, str) else value
 
+    for tool in data.get("tools") or [] if isinstance(data, dict) else []:
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if isinstance(function, dict) and isinstance(function.get("description"), str):
+            function["description"] = inspect.cleandoc(function["description"])
     for message in data.get("messages", []) if isinstance(data, dict) else []:
         if not isinstance(message, dict):
             continue
@@ -222,7 +230,7 @@ def _canonical(body: Any) -> Any:
 
 
 def match_body(recorded: Any, live: Any) -> None:
-    """VCR matcher: equal JSON bodies, up to the naming of tool-call ids."""
+    """VCR matcher: equal JSON bodies, up to tool-call ids and docstring indentation."""
     if _canonical(recorded.body) != _canonical(live.body):
         msg = "request bodies differ (beyond tool-call ids)"
         raise AssertionError(msg)

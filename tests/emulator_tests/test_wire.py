@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import json
+import sys
 import time
 import weakref
 from collections.abc import Callable
@@ -372,6 +373,11 @@ def test_an_answer_is_freed_once_read(path: str) -> None:
     Not ``astream``: there the SDK's and LangChain's async generators form cycles of
     their own (``ChatOpenAI``'s too).
     """
+    if path in STREAMED and sys.version_info < (3, 11):
+        pytest.skip(
+            "Python 3.10: closing httpx's stream generators leaves GeneratorExit tracebacks "
+            "in a reference cycle with the response (ChatOpenAI's too; not on 3.11+)"
+        )
     responses: list[weakref.ref[Any]] = []
     body = GOOD_STREAM if path in STREAMED else GOOD_JSON
     with serving([body, body]) as server:

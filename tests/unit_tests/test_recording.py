@@ -8,6 +8,7 @@ vcrpy filters in, the scrubbing, and the file it writes.
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from vcr.request import Request
 from langchain_wandb_inference._redact import KEY_PATTERNS, REDACTED
 from langchain_wandb_inference.testing.recording import (
     EMULATOR_PROVENANCE,
+    match_body,
     provenance,
     provenance_of,
     register,
@@ -27,6 +29,7 @@ from langchain_wandb_inference.testing.recording import (
 KEY = "key-0123456789-SECRET-abcdef"  # not key-shaped: only reading the header finds it
 PROJECT = "acme-team/secret-project"
 ENTITY = "acme-team"
+URL = "http://127.0.0.1:8000/v1/chat/completions"
 
 
 def request(uri: str, body: str = "{}") -> Request:
@@ -152,3 +155,23 @@ def test_provenance_is_the_first_line_written(tmp_path: Path) -> None:
     assert provenance_of(text) == (
         "Recorded against the live W&B Inference API (https://api.inference.wandb.ai/v1)."
     )
+
+
+def tool_body(description: str, call_id: str) -> str:
+    tool = {"type": "function", "function": {"name": "add", "description": description}}
+    messages = [
+        {"role": "user", "content": "1 + 2?"},
+        {"role": "assistant", "tool_calls": [{"id": call_id, "type": "function"}]},
+        {"role": "tool", "tool_call_id": call_id, "content": "3"},
+    ]
+    return json.dumps({"messages": messages, "tools": [tool]})
+
+
+def test_a_replay_matches_across_docstring_indentation_and_tool_call_ids() -> None:
+    # Python 3.11 keeps a docstring's indentation, 3.13 removes it: the same tool, the
+    # same request, recorded on one and replayed on the other.
+    recorded = tool_body("Adds two integers.\n\n        Takes a and b.", "call_abc")
+    live = tool_body("Adds two integers.\n\nTakes a and b.", "call_7f3e")
+    match_body(request(URL, recorded), request(URL, live))
+    with pytest.raises(AssertionError, match="request bodies differ"):
+        match_body(request(URL, recorded), request(URL, tool_body("Subtracts.", "call_abc")))
