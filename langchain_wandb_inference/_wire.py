@@ -19,9 +19,10 @@ answer ``ChatWBInference`` asks for, below the SDK, as an httpx response hook:
 * **Time**: for a non-streamed answer, ``timeout`` bounds the whole response from the
   moment it was sent; for a stream, the wait for the first content and the longest gap
   between content events (keepalive comments are not content).  The call's deadline
-  (``RetryPolicy.deadline``) bounds everything, reading included.  On sync paths a
-  watchdog thread shuts the socket down when time is up (a blocked read returns at
-  once); async paths wait with ``asyncio`` timeouts.
+  (``RetryPolicy.deadline``) bounds everything, reading included.  A watchdog thread
+  shuts the answer's socket down when time is up (a blocked read returns at once), on
+  threads and event loops alike; an async transport that exposes no socket is read
+  under an ``asyncio`` timeout per chunk instead.
 
 Only requests made while a chat model set :data:`EXPECT` are guarded; the hook leaves
 every other request of a shared client alone.  Chat requests ask for an uncompressed
@@ -45,6 +46,7 @@ import sys
 import threading
 import time
 import weakref
+from asyncio.trsock import TransportSocket
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -126,13 +128,18 @@ async def _wrap_async(response: Any) -> None:
     _wrap(response, asynchronous=True)
 
 
-def _socket_of(response: Any) -> socket.socket | None:
+def _socket_of(response: Any) -> socket.socket | TransportSocket | None:
+    """The answer's socket, for the watchdog to shut when the answer is late.
+
+    A plain socket under threads; asyncio's ``TransportSocket`` wrapper on an event loop
+    (its ``shutdown`` reaches the socket). Other wrappers (uvloop's, say) count as none.
+    """
     stream = response.extensions.get("network_stream")
     try:
         sock = stream.get_extra_info("socket") if stream is not None else None
     except Exception:  # a transport without sockets (a mock, say)
         return None
-    return sock if isinstance(sock, socket.socket) else None
+    return sock if isinstance(sock, socket.socket | TransportSocket) else None
 
 
 # --------------------------------------------------------------------------------------
@@ -356,7 +363,9 @@ def _stream_classes(library: str) -> tuple[type[_Guarded], type[_Guarded]]:
 class _Guarded:
     """The response's byte stream, through a :class:`_Checker`."""
 
-    def __init__(self, raw: Any, checker: _Checker, sock: socket.socket | None) -> None:
+    def __init__(
+        self, raw: Any, checker: _Checker, sock: socket.socket | TransportSocket | None
+    ) -> None:
         self.raw = raw
         self.checker = checker
         self.sock = sock
@@ -383,27 +392,45 @@ class _Guarded:
                 alarm.cancel()
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        """As :meth:`__iter__`, on an event loop.
+
+        With a socket, the watchdog ends a late read as it does for threads: one alarm
+        per answer, where a timeout around each chunk's read costs a timer per chunk.
+        Without one (a transport that exposes none), each read is bounded by
+        :func:`_within`.
+        """
         checker = self.checker
+        alarm = WATCHDOG.watch(checker.due, self._interrupt) if self.sock else None
         chunks = self.raw.__aiter__()
-        while True:
-            due = checker.due()
-            wait = None if due is None else max(0.0, due - time.monotonic())
-            try:
-                data = await _within(chunks.__anext__(), wait)
-            except StopAsyncIteration:
-                break
-            except (asyncio.TimeoutError, TimeoutError) as exc:
-                raise checker.late() from exc
-            except WBInferenceError:
-                raise
-            except Exception as exc:
-                raise self._failure(exc, fired=False) from exc
-            if out := checker.feed(data):
-                checker.pause()
-                yield out
-                checker.resume()
-        if tail := checker.end():
-            yield tail
+        try:
+            while True:
+                if alarm is None:
+                    due = checker.due()
+                    wait = None if due is None else max(0.0, due - time.monotonic())
+                    step = _within(chunks.__anext__(), wait)
+                else:
+                    self._on_time()
+                    step = chunks.__anext__()
+                try:
+                    data = await step
+                except StopAsyncIteration:
+                    break
+                except (asyncio.TimeoutError, TimeoutError) as exc:
+                    raise checker.late() from exc
+                except WBInferenceError:
+                    raise
+                except Exception as exc:
+                    raise self._failure(exc, fired=alarm is not None and alarm.fired) from exc
+                if out := checker.feed(data):
+                    checker.pause()
+                    yield out
+                    checker.resume()
+            self._on_time()
+            if tail := checker.end():
+                yield tail
+        finally:
+            if alarm is not None:
+                alarm.cancel()
 
     def _failure(self, exc: Exception, *, fired: bool) -> BaseException:
         """What a transport failure while reading means: late, cut mid-stream, or itself."""

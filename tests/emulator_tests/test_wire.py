@@ -13,9 +13,10 @@ import json
 import sys
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
+import httpx
 import pytest
 from langchain_core.messages import AIMessageChunk
 
@@ -308,6 +309,32 @@ def test_a_keepalive_only_stream_is_bounded_by_the_timeout(path: str) -> None:
         llm = make(server, timeout=1.0, retry=None)
         with pytest.raises(WBTimeoutError, match="No content arrived within 1s"):
             PATHS[path](llm)
+
+
+class _Drip(httpx.AsyncByteStream):
+    """A body that never ends, from a transport with no socket for the watchdog to shut."""
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while True:
+            await asyncio.sleep(0.05)
+            yield b" "
+
+
+@pytest.mark.parametrize("stream", [False, True])
+def test_without_a_socket_each_async_read_is_bounded(stream: bool) -> None:
+    def respond(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, stream=_Drip(), headers={"content-type": "application/json"})
+
+    llm = ChatWBInference(
+        model=MODEL,
+        api_key="raw-key",
+        timeout=0.5,
+        retry=None,
+        streaming=stream,
+        http_async_client=httpx.AsyncClient(transport=httpx.MockTransport(respond)),
+    )
+    with pytest.raises(WBTimeoutError):
+        asyncio.run(llm.ainvoke("hi"))
 
 
 def test_the_deadline_bounds_reading_too() -> None:
