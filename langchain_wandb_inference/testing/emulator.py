@@ -119,6 +119,9 @@ class _Exchange:
     model: str | None = None
     slot: tuple[str, str] | None = None
     """(project, model) while the request holds a concurrency slot."""
+    generation: int = 0
+    """The emulator's :meth:`~Emulator.reset` count when the request came in (or took
+    its slot)."""
 
 
 class Emulator:
@@ -178,6 +181,7 @@ class Emulator:
         self._stopping = threading.Event()
         self._server: _Server | None = None
         self._connections: set[socket.socket] = set()
+        self._generation = 0
         self.reset()
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -246,8 +250,13 @@ class Emulator:
                 self._always[model] = fault
 
     def reset(self) -> None:
-        """Clear scripts, always-faults, the request log, counters and the prefix cache."""
+        """Clear scripts, always-faults, the request log, counters and the prefix cache.
+
+        A request still being answered (one held by ``Fault.hang``, say) belongs to
+        the time before: it is neither logged nor counted when it ends.
+        """
         with self._lock:
+            self._generation += 1
             self._scripts: dict[str, deque[Fault]] = {}
             self._always: dict[str, Fault] = {}
             self._requests: list[RecordedRequest] = []
@@ -280,6 +289,7 @@ class Emulator:
     # --- request handling --------------------------------------------------------------
 
     def _handle(self, x: _Exchange) -> None:
+        x.generation = self._generation
         answer = _Answer(0)
         try:
             if x.path == "/v1/chat/completions" and x.method == "POST":
@@ -330,6 +340,8 @@ class Emulator:
             x.method, x.path, x.headers, x.body, x.model, status, x.started, time.monotonic()
         )
         with self._lock:
+            if x.generation != self._generation:
+                return  # admitted before a reset: not this log's, nor these counters'
             if x.slot is not None:
                 self._in_flight[x.slot] -= 1
                 self._model_in_flight[x.slot[1]] -= 1
@@ -410,7 +422,7 @@ class Emulator:
             self._model_in_flight[model] = now
             if now > self._max_in_flight.get(model, 0):
                 self._max_in_flight[model] = now
-            x.slot = key
+            x.slot, x.generation = key, self._generation
             queue = self._scripts.get(model)
             return queue.popleft() if queue else self._always.get(model)
 

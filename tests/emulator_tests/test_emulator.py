@@ -6,6 +6,7 @@ httpx where the exact bytes matter (SSE framing, headers, error bodies).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -384,6 +385,28 @@ def test_always_and_reset(emu: Emulator) -> None:
     emu.reset()
     assert emu.requests == []
     assert post(emu, body).status_code == 200
+
+
+def test_a_request_from_before_a_reset_is_not_logged_after_it(emu: Emulator) -> None:
+    """A hung request of one test used to land in the next test's log when it ended."""
+    body = {"model": LLAMA, "messages": user("hi")}
+    emu.always(LLAMA, Fault.hang(0.8))
+
+    def hung() -> None:
+        with contextlib.suppress(httpx.HTTPError):  # a hang ends by closing
+            post(emu, body)
+
+    before = threading.Thread(target=hung)
+    before.start()
+    for _ in range(500):  # until it holds its slot (bounded: 5 s)
+        if emu.max_in_flight_seen.get(LLAMA):
+            break
+        time.sleep(0.01)
+    emu.reset()
+    emu.always(LLAMA, Fault.delay(2.0))  # still in flight when the hung one ends
+    assert post(emu, body).status_code == 200
+    before.join(timeout=10)
+    assert [r.status for r in emu.requests] == [200]
 
 
 def test_hang_times_out_the_client(emu: Emulator) -> None:
